@@ -1,0 +1,40 @@
+"""The `sahay` command: composes each package's commands. No package imports this module."""
+
+from __future__ import annotations
+
+import typer
+
+from data.commands import app as data_app
+
+app = typer.Typer(
+    help="Sahay: self-harm-risk text classification for in-app support and moderation queues.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data_app, name="data")
+
+PLANNED = {
+    "train": ("Train, calibrate and save a model artifact.", 3),
+    "eval": ("Evaluate model artifacts and peers; write metrics.json and an HTML report.", 4),
+    "bench": ("Measure throughput, latency and memory.", 4),
+    "serve": ("Start the classification API.", 5),
+    "score": ("Score a file of texts in bulk.", 7),
+    "queue": ("Operate the moderation queue.", 6),
+    "keys": ("Create and revoke API keys.", 5),
+}
+
+
+def _planned(name: str, help_text: str, issue: int) -> None:
+    def command() -> None:
+        typer.echo(f"error: `sahay {name}` is not available in this version yet (planned in issue #{issue}).", err=True)
+        raise typer.Exit(2)
+
+    app.command(name, help=f"{help_text} [not available yet: issue #{issue}]")(command)
+
+
+for _name, (_help, _issue) in PLANNED.items():
+    _planned(_name, _help, _issue)
+
+
+if __name__ == "__main__":
+    app()

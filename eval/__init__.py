@@ -1,0 +1,1 @@
+"""Sahay eval package."""

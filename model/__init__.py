@@ -1,0 +1,1 @@
+"""Sahay model package."""

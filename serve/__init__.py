@@ -1,0 +1,1 @@
+"""Sahay serve package."""
