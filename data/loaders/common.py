@@ -99,13 +99,16 @@ def clean_text(text: str | None, report: LoadReport) -> str:
     return fixed.strip()
 
 
-def read_csv(path: Path, required: list[str], delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(
+    path: Path, required: list[str], any_of: list[str] | None = None, delimiter: str = ","
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a CSV as (line number of the row's first line, dict), checking the header.
 
-    A header missing a required column, or a file the csv module cannot parse, raises DataFileError.
+    A header missing a required column (or all of `any_of`), or a file the csv module cannot parse in strict
+    mode (e.g. a quote never closed), raises DataFileError naming the file and line.
     """
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -115,6 +118,8 @@ def read_csv(path: Path, required: list[str], delimiter: str = ",") -> Iterator[
         missing = [c for c in required if c not in header]
         if missing:
             raise DataFileError(path, 1, f"missing column(s) {missing}; header has {header}")
+        if any_of and not set(any_of) & set(header):
+            raise DataFileError(path, 1, f"needs one of the columns {any_of}; header has {header}")
         start = reader.line_num + 1
         while True:
             try:

@@ -26,7 +26,7 @@ def _rows(path: Path, report: LoadReport) -> Iterator[tuple[int, dict[str, Any]]
     if fmt is None:
         raise DataFileError(path, None, f"unsupported export format {path.suffix!r}; use .csv, .jsonl or .parquet")
     if fmt == "csv":
-        yield from read_csv(path, ["text"])
+        yield from read_csv(path, ["text"], any_of=["label", "label_set"])
     elif fmt == "jsonl":
         with path.open(encoding="utf-8") as fh:
             for line_no, line in enumerate(fh, start=1):

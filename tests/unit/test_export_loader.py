@@ -69,5 +69,13 @@ def test_unusable_files_name_the_file(tmp_path):
         load_export(other)
     nolabel = tmp_path / "nolabel.csv"
     nolabel.write_text("text\nhello there\n")
-    with pytest.raises(DataFileError, match="no `label` or `label_set` column"):
+    with pytest.raises(DataFileError, match=r"nolabel.csv:1: needs one of the columns \['label', 'label_set'\]"):
         load_export(nolabel)
+    nolabel_jsonl = tmp_path / "nolabel.jsonl"
+    nolabel_jsonl.write_text('{"text": "hello there"}\n')
+    with pytest.raises(DataFileError, match="no `label` or `label_set` column"):
+        load_export(nolabel_jsonl)
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('text,label\nfine row here,none\n"a quote never closed,none\nmore,none\n')
+    with pytest.raises(DataFileError, match=r"unclosed\.csv:3: cannot parse CSV"):
+        load_export(unclosed)
