@@ -40,7 +40,7 @@ def near_duplicate_pairs(
     `advance(n)` is called as texts are hashed, for a progress bar.
     """
     sets = [shingles(k) for k in keys]
-    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=num_perm)  # a margin for recall
+    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.25), num_perm=num_perm)  # a wide margin for recall
     hashes: list[MinHash] = []
     batch = 512
     for start in range(0, len(sets), batch):
