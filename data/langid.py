@@ -3,6 +3,13 @@
 Tags: "hi" (Devanagari), "hi-Latn" (romanised Hindi / Hinglish), "en",
 "other" (another script, or no letters). The tag routes texts to per-language
 evaluation slices, so it must be cheap and predictable rather than perfect.
+
+Latin-script text is scored word by word against the lists in
+langid_words.yaml. Words in none of the lists fall back to their ending:
+"chaloge", "kariye" and "sabziwala" look Hindi, "wondering" and "sadness" look
+English; either way this is weak evidence. Text that shows signs of
+obfuscation ("s3lf h@rm", "s u i c i d e") is repaired by data.normalize first,
+so its fragments are not mistaken for Hinglish chat shorthand.
 """
 
 from __future__ import annotations
@@ -14,19 +21,56 @@ from pathlib import Path
 
 import yaml
 
+from data.normalize import normalize
+
 _WORD_FILE = Path(__file__).with_name("langid_words.yaml")
-_WORDS = {k: frozenset(v.split()) for k, v in yaml.safe_load(_WORD_FILE.read_text(encoding="utf-8")).items()}
-_AMBIGUOUS = _WORDS["ambiguous"]
-_HINGLISH = _WORDS["hinglish"] - _AMBIGUOUS
-_LOANWORDS = _WORDS["loanwords"] - _AMBIGUOUS
-_ENGLISH = _WORDS["english"] - _AMBIGUOUS - _HINGLISH - _LOANWORDS
+_LISTS = {k: frozenset(v.split()) for k, v in yaml.safe_load(_WORD_FILE.read_text(encoding="utf-8")).items()}
+
+_HINDI, _LOAN, _ENGLISH, _ENGLISH_CONTENT, _AMBIGUOUS = "hindi", "loan", "english", "english content", "ambiguous"
+_HINDI_SHAPE, _ENGLISH_SHAPE = "hindi shape", "english shape"
+_KIND: dict[str, str] = {}
+for _name, _kind in [
+    ("english_content", _ENGLISH_CONTENT),
+    ("english", _ENGLISH),
+    ("hinglish", _HINDI),
+    ("hinglish_verbs", _HINDI),
+    ("hinglish_content", _HINDI),
+    ("loanwords", _LOAN),
+    ("ambiguous", _AMBIGUOUS),
+]:  # later lists win, so a word listed twice gets the more cautious kind
+    _KIND.update(dict.fromkeys(_LISTS[_name], _kind))
 
 # Hinglish wins when its score exceeds this share of the English score: two
 # clear Hindi words outweigh five English ones (code-mixed text is hi-Latn),
 # but one Hindi word in an ordinary English sentence does not flip it.
-_HINGLISH_RATIO = 0.35
+_HINGLISH_RATIO = 0.3
+_LOAN_WEIGHT = 0.5  # Hindi words that Indian English borrows freely
+_CONTENT_WEIGHT = 0.5  # English nouns and such, which Hinglish borrows freely
+_AMBIGUOUS_WEIGHT = 0.5  # "main", "to", "the": also ordinary English
+_SUFFIX_WEIGHT = 0.5  # an unlisted word that only looks Hindi or English
+_MIN_WEAK_HINDI = 1.5  # Hindi evidence needed when no word is clearly Hindi
+# Quoted song lines and reported speech say little about the language the
+# writer is using, once there is enough unquoted text to go by.
+_QUOTE_WEIGHT = 0.25
+_MIN_UNQUOTED_WORDS = 4
+# Share of the words that must sit in Hinglish clauses.
+_HINDI_SHARE = 0.5
 
-_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+")
+# Endings of unlisted words: Hindi verb forms (-iye, -enge, -oge, -unga,
+# -kar), agent nouns (-wala), plurals (-iyan), and letter pairs English
+# spelling hardly uses (aa, bh, kh, dh, jh); English derivational endings.
+_HINDI_ENDING = re.compile(
+    r"\w*(?:iye|iyega|enge|engi|oge|ogi|unga|ungi|waa?l[aeio]n?|kar|iyaa?n|iyon)$|\w*(?:aa|bh|kh|dh|jh|chh)\w*"
+)
+_ENGLISH_ENDING = re.compile(
+    r"\w{2,}(?:ing|ings|tion|tions|sion|ness|ment|ments|ly|ity|ful|less|ous|ive|able|ed|est|er|ers|hood)"
+)
+
+_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+|\[(?:url|user)\]")
+# Leetspeak inside a word ("s3lf", "h@rm", "$uicide") or spaced-out letters.
+_OBFUSCATED = re.compile(r"[a-z][0-9@$]|[@$][a-z]|\b[a-z][ .*_-]+[a-z][ .*_-]+[a-z]\b", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[.!?;:|\n]+(?:\s|$)|[,(){}\[\]]")
+_QUOTED = re.compile(r"(?<!\w)['\u2018\"\u201c]([^'\u2018\u2019\"\u201c\u201d]+)['\u2019\"\u201d](?!\w)")
 _DEVA_CHAR = re.compile(r"[\u0900-\u0963\u0971-\u097f\ua8e0-\ua8ff]")
 _LATIN_CHAR = re.compile(r"[a-zA-Z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
 _OTHER_CHAR = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff\u0900-\u097f\ua8e0-\ua8ff]")
@@ -35,28 +79,60 @@ _DEVA_WORD = re.compile(r"[\u0900-\u0963\u0971-\u097f]+")
 _STRETCH = re.compile(r"(.)\1{2,}")
 
 
-def _lookup(word: str) -> str | None:
-    """Which list `word` is in, also trying it with stretched letters undone."""
+def _kind(word: str) -> str | None:
+    """The kind of `word`: from the lists (also with stretched letters
+    undone), else from its shape, else None."""
     for candidate in (word, _STRETCH.sub(r"\1", word), _STRETCH.sub(r"\1\1", word)):
-        if candidate in _HINGLISH:
-            return "hinglish"
-        if candidate in _LOANWORDS:
-            return "loan"
-        if candidate in _AMBIGUOUS:
-            return "ambiguous"
-        if candidate in _ENGLISH:
-            return "english"
+        kind = _KIND.get(candidate)
+        if kind:
+            return kind
+    if _ENGLISH_ENDING.fullmatch(word):
+        return _ENGLISH_SHAPE
+    if _HINDI_ENDING.fullmatch(word):
+        return _HINDI_SHAPE
     return None
 
 
+def _scores(text: str) -> tuple[float, float, float, int]:
+    """(clear Hindi, all Hindi, English, word count) evidence in one clause.
+    Ambiguous words side with the clearer language; alone they are English."""
+    kinds = [_kind(w) for w in _LATIN_WORD.findall(text.replace("\u2019", "'"))]
+    deva = len(_DEVA_WORD.findall(text))
+    clear = kinds.count(_HINDI) + deva
+    hindi = clear + _LOAN_WEIGHT * kinds.count(_LOAN) + _SUFFIX_WEIGHT * kinds.count(_HINDI_SHAPE)
+    english = (
+        kinds.count(_ENGLISH)
+        + _CONTENT_WEIGHT * kinds.count(_ENGLISH_CONTENT)
+        + _SUFFIX_WEIGHT * kinds.count(_ENGLISH_SHAPE)
+    )
+    ambiguous = _AMBIGUOUS_WEIGHT * kinds.count(_AMBIGUOUS)
+    if hindi > english:
+        hindi += ambiguous
+    else:
+        english += ambiguous
+    return clear, hindi, english, len(kinds) + deva
+
+
 def _is_hinglish(text: str) -> bool:
-    """Score Latin-script text; Devanagari words in it count as Hindi."""
-    kinds = [_lookup(w) for w in _LATIN_WORD.findall(text.replace("\u2019", "'"))]
-    strong = kinds.count("hinglish") + len(_DEVA_WORD.findall(text))
-    ambiguous = 0.5 * kinds.count("ambiguous")
-    hindi = strong + 0.5 * kinds.count("loan") + (ambiguous if strong else 0)
-    english = kinds.count("english") + (0 if strong else ambiguous)
-    return hindi >= 1 and hindi > _HINGLISH_RATIO * english
+    """Score Latin-script text clause by clause; Devanagari words count as
+    Hindi. Each clause goes to the language its vocabulary favours (with the
+    bias of _HINGLISH_RATIO), and the text is Hinglish when Hindi clauses hold
+    at least _HINDI_SHARE of the words."""
+    quoted = _QUOTED.findall(text)
+    clauses = _CLAUSE_BREAK.split(_QUOTED.sub(" | ", text) if quoted else text)
+    weight = _QUOTE_WEIGHT if len(_LATIN_WORD.findall(" ".join(clauses))) >= _MIN_UNQUOTED_WORDS else 1.0
+    clear = hindi = hindi_words = english_words = 0.0
+    for clause, w in [*((c, 1.0) for c in clauses), *((q, weight) for q in quoted)]:
+        c_clear, c_hindi, c_english, words = _scores(clause)
+        clear += c_clear
+        hindi += c_hindi
+        if c_hindi >= 1 and c_hindi > _HINGLISH_RATIO * c_english:
+            hindi_words += w * words
+        elif c_english > 0:
+            english_words += w * words
+    # Loanwords and Hindi-looking endings add weight but need company.
+    enough = clear >= 1 or hindi >= _MIN_WEAK_HINDI
+    return enough and hindi_words > 0 and hindi_words >= _HINDI_SHARE * (hindi_words + english_words)
 
 
 def detect_lang(text: str) -> str:
@@ -65,6 +141,8 @@ def detect_lang(text: str) -> str:
     The script with most letters wins; Latin text is then hi-Latn when its
     Hinglish vocabulary outweighs its English vocabulary (see _HINGLISH_RATIO).
     """
+    if _OBFUSCATED.search(text):
+        text = normalize(text)
     text = _NOISE.sub(" ", unicodedata.normalize("NFKC", text).casefold())
     deva = len(_DEVA_CHAR.findall(text))
     latin = len(_LATIN_CHAR.findall(text))
