@@ -69,3 +69,23 @@ def check_command(
         failed |= bool(report.bad_rows)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("describe")
+def describe_command(
+    export: Annotated[
+        list[Path] | None, typer.Option(help="describe these export files instead of the seed corpus")
+    ] = None,
+) -> None:
+    """Count labels, surfaces, tags and lengths per language (of the seed corpus by default); prints no text."""
+    from data.describe import describe
+    from data.loaders import DataFileError, load_export, load_seed
+    from data.settings import DataSettings
+
+    try:
+        results = [load_export(p) for p in export] if export else [load_seed(DataSettings().seed_dir)]
+    except DataFileError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    for table in describe([r for res in results for r in res.records]):
+        console.print(table)

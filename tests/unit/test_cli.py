@@ -65,3 +65,15 @@ def test_planned_commands_say_they_are_not_available_yet(name):
     result = runner.invoke(app, [name])
     assert result.exit_code == 2
     assert f"issue #{PLANNED[name][1]}" in result.output
+
+
+def test_data_describe_counts_without_printing_text(tmp_path):
+    export = tmp_path / "e.jsonl"
+    text = "kal ka match dekhne chalenge sab log"
+    export.write_text(json.dumps({"text": text, "label": "none", "surface": "chat", "tags": ["slang"]}) + "\n")
+    result = runner.invoke(app, ["data", "describe", "--export", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "hi-Latn" in result.output and "chat" in result.output and "slang" in result.output
+    assert text not in result.output
+    seed = runner.invoke(app, ["data", "describe"])
+    assert seed.exit_code == 0 and "1000" in seed.output

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from data.dedup import near_duplicate_pairs
+from data.describe import word_count
 from data.loaders import load_seed
 from data.normalize import dedup_key
 from data.schema import HARD_CASE_TAGS, SURFACES
@@ -60,8 +61,7 @@ def test_every_surface_and_hard_case_in_every_language(seed):
 
 
 def test_lengths_between_3_and_100_words(seed):
-    # words = whitespace-separated tokens holding a letter (\w alone splits Devanagari at every matra)
-    lengths = [sum(any(c.isalpha() for c in tok) for tok in r.text.split()) for r in seed.records]
+    lengths = [word_count(r.text) for r in seed.records]
     assert min(lengths) >= 3 and max(lengths) <= 100
     assert sum(n <= 8 for n in lengths) >= 300, "too few short texts (searches, bios)"
     assert sum(n > 40 for n in lengths) >= 300, "too few long texts"
