@@ -76,9 +76,10 @@ def describe_command(
     export: Annotated[
         list[Path] | None, typer.Option(help="describe these export files instead of the seed corpus")
     ] = None,
+    markdown: Annotated[bool, typer.Option(help="print Markdown tables")] = False,
 ) -> None:
     """Count labels, surfaces, tags and lengths per language (of the seed corpus by default); prints no text."""
-    from data.describe import describe
+    from data.describe import describe, to_markdown
     from data.loaders import DataFileError, load_export, load_seed
     from data.settings import DataSettings
 
@@ -88,4 +89,7 @@ def describe_command(
         console.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     for table in describe([r for res in results for r in res.records]):
-        console.print(table)
+        if markdown:
+            print(to_markdown(table) + "\n")
+        else:
+            console.print(table)

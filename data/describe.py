@@ -23,12 +23,21 @@ def word_count(text: str) -> int:
 
 def _table(title: str, rows: Sequence[str], langs: Sequence[str], count) -> Table:
     table = Table(title=title)
-    table.add_column("")
+    table.add_column(title.split(" ")[0])
     for lang in langs:
         table.add_column(lang, justify="right")
     for row in rows:
         table.add_row(row, *(str(count(row, lang)) for lang in langs))
     return table
+
+
+def to_markdown(table: Table) -> str:
+    """A Rich table as a Markdown table (for the datasheet)."""
+    headers = [str(c.header) for c in table.columns]
+    cells = [[str(cell) for cell in c._cells] for c in table.columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells, strict=True)]
+    return "\n".join(lines)
 
 
 def describe(records: Sequence[Record]) -> list[Table]:

@@ -83,3 +83,13 @@ def test_no_shared_skeletons(seed):
             openings[" ".join(words[:4])].append(r.id)
     worst = max(openings.values(), key=len)
     assert len(worst) <= 6, worst
+
+
+def test_language_tagger_agrees_with_the_hand_labels(seed):
+    """The rule-based tagger against the writers' own language labels (Hinglish must not come out as en)."""
+    from data.langid import detect_lang
+
+    for lang in LANGS:
+        rows = [r for r in seed.records if r.lang == lang]
+        agree = sum(detect_lang(r.text) == lang for r in rows) / len(rows)
+        assert agree >= 0.97, (lang, agree)
