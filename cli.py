@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from data.commands import app as data_app
+from model.commands import model_app, train_command
 
 app = typer.Typer(
     help="Sahay: self-harm-risk text classification for in-app support and moderation queues.",
@@ -12,9 +13,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+app.command("train")(train_command)
 
 PLANNED = {
-    "train": ("Train, calibrate and save a model artifact.", 3),
     "eval": ("Evaluate model artifacts and peers; write metrics.json and an HTML report.", 4),
     "bench": ("Measure throughput, latency and memory.", 4),
     "serve": ("Start the classification API.", 5),

@@ -1,0 +1,48 @@
+"""Model backends: each turns normalised texts into 5-way logits and can fit, save and load itself.
+
+`RiskClassifier` (model/classifier.py) wraps a backend with calibration, operating points, language tags
+and explanations, so those work the same for every backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from rich.progress import Progress
+
+
+class Backend(Protocol):
+    kind: str
+
+    def fit(
+        self,
+        texts: list[str],
+        masks: np.ndarray,
+        val_texts: list[str] | None = None,
+        val_masks: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> dict: ...
+
+    def logits(self, texts: list[str]) -> np.ndarray: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> Backend: ...
+
+    def config_dict(self) -> dict: ...
+
+
+def backend_class(kind: str) -> type[Backend]:
+    """The backend class for an artifact's `kind` (imported lazily: torch only when needed)."""
+    if kind == "tfidf":
+        from model.backends.tfidf import TfidfBackend
+
+        return TfidfBackend
+    if kind == "e5":
+        from model.backends.e5 import E5Backend
+
+        return E5Backend
+    raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf' or 'e5'")

