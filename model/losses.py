@@ -12,14 +12,24 @@ import torch
 from model.labels import N_LABELS
 
 
-def partial_label_loss(logits: torch.Tensor, masks: torch.Tensor, class_weights: torch.Tensor | None = None):
-    """Mean (or class-weighted mean) of -log sum_{c in S} softmax(logits)_c; masks is (n, 5) bool."""
+def partial_label_loss(
+    logits: torch.Tensor,
+    masks: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    example_weights: torch.Tensor | None = None,
+):
+    """Weighted mean of -log sum_{c in S} softmax(logits)_c; masks is (n, 5) bool.
+
+    An example's weight is the mean class weight over its set times its own weight (e.g. more for fine labels).
+    """
     log_p = torch.log_softmax(logits, dim=-1)
     set_log_p = torch.logsumexp(log_p.masked_fill(~masks, float("-inf")), dim=-1)
     loss = -set_log_p
-    if class_weights is None:
-        return loss.mean()
-    weights = (masks.float() * class_weights).sum(-1) / masks.sum(-1)
+    weights = torch.ones_like(loss)
+    if class_weights is not None:
+        weights = weights * (masks.float() * class_weights).sum(-1) / masks.sum(-1)
+    if example_weights is not None:
+        weights = weights * example_weights
     return (loss * weights).sum() / weights.sum()
 
 

@@ -39,6 +39,8 @@ class E5Config(BaseModel):
     freeze_embeddings: bool = True
     dropout: float = 0.1
     class_weighting: bool = True
+    fine_label_weight: float = 1.0
+    """Loss weight of rows with one fine label relative to rows with a coarse label set."""
     patience: int = 1
     prefix: str = "query: "
     seed: int = 13
@@ -148,6 +150,7 @@ class E5Backend:
         ids = self._encode(list(texts))
         masks_t = torch.as_tensor(masks, dtype=torch.bool)
         weights = torch.as_tensor(class_weights_for(masks), dtype=torch.float32) if c.class_weighting else None
+        example_weights = torch.where(masks_t.sum(-1) == 1, c.fine_label_weight, 1.0)
         head_params = list(self.module.head.parameters())
         enc_params = [p for p in self.module.encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -167,7 +170,7 @@ class E5Backend:
             for batch in batches:
                 input_ids, attention = self._collate([ids[i] for i in batch])
                 logits = self.module(input_ids, attention)
-                loss = partial_label_loss(logits, masks_t[batch], weights)
+                loss = partial_label_loss(logits, masks_t[batch], weights, example_weights[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)

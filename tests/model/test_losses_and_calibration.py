@@ -75,3 +75,13 @@ def test_ece_by_hand():
     correct = np.array([1, 0, 1, 1])
     # bin 0.9: |0.5 - 0.9| = 0.4 on half the rows; bin 0.6: |1.0 - 0.6| = 0.4 on half
     assert expected_calibration_error(confidence, correct) == pytest.approx(0.4)
+
+
+def test_example_weights_multiply_the_class_weights():
+    logits = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
+    targets = torch.tensor([0, 1, 2])
+    masks = torch.nn.functional.one_hot(targets, 5).bool()
+    per = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    example = torch.tensor([3.0, 1.0, 1.0])
+    expected = (per * example).sum() / example.sum()
+    assert partial_label_loss(logits, masks, example_weights=example).item() == pytest.approx(expected.item())
