@@ -159,6 +159,39 @@ def build(settings: DataSettings | None = None, progress: Progress | None = None
     return BuildResult(dataset, [res.report for res in results], missing, removed, merged, digest.hexdigest()[:16])
 
 
+def inputs_fingerprint(settings: DataSettings) -> str:
+    """A hash of everything a build reads (seed, export and dataset files, split settings): equal hashes mean
+    an existing build is current, so `sahay train` can tell a stale build from a fresh one."""
+    digest = hashlib.sha256()
+    knobs = settings.model_dump(exclude={"data_dir", "datasets_dir", "seed_dir", "exports"})
+    digest.update(json.dumps(knobs, sort_keys=True, default=str).encode())
+    folders = [Path(settings.datasets_dir) / name for name in PUBLIC_NAMES]
+    files = sorted(Path(settings.seed_dir).glob("*.jsonl")) + [Path(p) for p in settings.exports]
+    files += sorted(f for folder in folders if folder.is_dir() for f in folder.iterdir() if f.is_file())
+    for file in files:
+        digest.update(f"{file.name}\t".encode())
+        digest.update(hashlib.sha256(file.read_bytes()).digest() if file.is_file() else b"missing")
+    return digest.hexdigest()[:16]
+
+
+def recorded_settings(data_dir: Path) -> DataSettings | None:
+    """The settings an existing build in `data_dir` was made with (None when there is no build)."""
+    report = Path(data_dir) / "build_report.json"
+    if not report.is_file() or not (Path(data_dir) / "dataset_dict.json").is_file():
+        return None
+    stored = json.loads(report.read_text()).get("settings")
+    return DataSettings(**{**stored, "data_dir": data_dir}) if stored else None
+
+
+def is_current(data_dir: Path) -> bool:
+    """Whether `data_dir` holds a build whose inputs (as recorded with it) are unchanged since."""
+    settings = recorded_settings(data_dir)
+    if settings is None:
+        return False
+    report = json.loads((Path(data_dir) / "build_report.json").read_text())
+    return report.get("inputs_fingerprint") == inputs_fingerprint(settings)
+
+
 def build_and_save(settings: DataSettings | None = None, progress: Progress | None = None) -> BuildResult:
     """Build and write `data_dir`: the DatasetDict, build_report.json and rejects.jsonl."""
     settings = settings or DataSettings()
@@ -166,11 +199,24 @@ def build_and_save(settings: DataSettings | None = None, progress: Progress | No
     out = Path(settings.data_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.dataset.save_to_disk(str(out))
-    (out / "build_report.json").write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    report = {
+        **result.to_dict(),
+        "inputs_fingerprint": inputs_fingerprint(settings),
+        "settings": settings.model_dump(mode="json"),
+    }
+    (out / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     with (out / "rejects.jsonl").open("w", encoding="utf-8") as fh:
         for bad in result.bad_rows:
             fh.write(json.dumps({"file": bad.file, "line": bad.line, "reason": bad.reason}, ensure_ascii=False) + "\n")
     return result
 
 
-__all__ = ["BuildResult", "DataFileError", "build", "build_and_save"]
+__all__ = [
+    "BuildResult",
+    "DataFileError",
+    "build",
+    "build_and_save",
+    "inputs_fingerprint",
+    "is_current",
+    "recorded_settings",
+]

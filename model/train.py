@@ -7,6 +7,7 @@ version), metrics.json (validation and held-out test figures per language), prov
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import subprocess
 import time
@@ -25,6 +26,8 @@ from model.config import TrainConfig
 from model.labels import label_masks
 from model.metrics import evaluate
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainResult:
@@ -39,12 +42,14 @@ def progress_bar() -> Progress:
 
 
 def load_splits(data_dir: Path) -> DatasetDict:
-    """The built splits; builds them first when absent (so `sahay train` works on a fresh checkout)."""
-    if not (Path(data_dir) / "dataset_dict.json").is_file():
-        from data.build import build_and_save
-        from data.settings import DataSettings
+    """The built splits, (re)built first when absent or stale (inputs changed since the build), so a model is
+    never trained on an old copy of the seed corpus or the datasets."""
+    from data.build import build_and_save, is_current, recorded_settings
+    from data.settings import DataSettings
 
-        build_and_save(DataSettings(data_dir=data_dir))
+    if not is_current(data_dir):
+        log.warning("data in %s is missing or older than its inputs: building it first", data_dir)
+        build_and_save(recorded_settings(data_dir) or DataSettings(data_dir=data_dir))
     return load_from_disk(str(data_dir))
 
 

@@ -145,3 +145,26 @@ def test_exact_duplicates_across_sources_keep_the_seed_copy(settings, mini_seed,
     ]
     assert [src for _, src in texts] == ["seed"]
     assert result.removed["exact duplicate of a seed record"] == 1
+
+
+def test_a_build_knows_when_its_inputs_change(settings, mini_seed):
+    from data.build import inputs_fingerprint, is_current
+
+    out = settings.data_dir
+    assert not is_current(out)
+    build_and_save(settings)
+    assert is_current(out)
+    before = inputs_fingerprint(settings)
+    assert inputs_fingerprint(settings.model_copy(update={"split_seed": 99})) != before
+    late = {
+        "id": "late",
+        "text": "a row added after the build",
+        "label": "none",
+        "lang": "en",
+        "surface": "post",
+        "tags": ["slang"],
+    }
+    with (mini_seed / "mini.jsonl").open("a") as fh:
+        fh.write(json.dumps(late) + "\n")
+    assert inputs_fingerprint(settings) != before
+    assert not is_current(out)
