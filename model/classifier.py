@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -147,6 +148,7 @@ class RiskClassifier:
         """Write the backend and `classifier.json`; the version is a hash of everything written."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(path / "backend", ignore_errors=True)  # no files of an earlier model may linger
         self.backend.save(path / "backend")
         manifest = {
             "format_version": FORMAT_VERSION,

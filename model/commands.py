@@ -19,7 +19,7 @@ def train_command(
     config: Annotated[
         Path | None, typer.Option(help="training config YAML (default: model/configs/default.yaml)")
     ] = None,
-    kind: Annotated[str | None, typer.Option(help="e5 or tfidf (the baseline)")] = None,
+    kind: Annotated[str | None, typer.Option(help="e5, tfidf (the baseline) or ensemble (both, averaged)")] = None,
     out: Annotated[Path | None, typer.Option(help="artifact directory to write")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="built splits (sahay data build); built when absent")] = None,
     epochs: Annotated[int | None, typer.Option(help="e5: training epochs")] = None,

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.backends.e5 import E5Config
+from model.backends.ensemble import EnsembleConfig
 from model.backends.tfidf import TfidfConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
@@ -17,13 +18,14 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["e5", "tfidf"] = "e5"
+    kind: Literal["e5", "tfidf", "ensemble"] = "e5"
     data_dir: Path = Path("artifacts/data")
     out_dir: Path = Path("artifacts/model")
     seed: int = 13
     max_public_rows: int | None = Field(6000, description="cap on rows from train-only public sources; None = all")
     e5: E5Config = Field(default_factory=E5Config)
     tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
 
 def load_config(path: Path | None = None, **overrides) -> TrainConfig:

@@ -67,12 +67,15 @@ def select_training_rows(train: Dataset, max_public_rows: int | None, seed: int)
 
 
 def make_classifier(config: TrainConfig) -> RiskClassifier:
-    if config.kind == "tfidf":
-        from model.backends.tfidf import TfidfBackend
-
-        return RiskClassifier(TfidfBackend(config.tfidf))
     from model.backends.e5 import E5Backend
+    from model.backends.tfidf import TfidfBackend
 
+    if config.kind == "tfidf":
+        return RiskClassifier(TfidfBackend(config.tfidf))
+    if config.kind == "ensemble":
+        from model.backends.ensemble import EnsembleBackend
+
+        return RiskClassifier(EnsembleBackend(config.ensemble, E5Backend(config.e5), TfidfBackend(config.tfidf)))
     return RiskClassifier(E5Backend(config.e5))
 
 

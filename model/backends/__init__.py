@@ -45,4 +45,8 @@ def backend_class(kind: str) -> type[Backend]:
         from model.backends.e5 import E5Backend
 
         return E5Backend
-    raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf' or 'e5'")
+    if kind == "ensemble":
+        from model.backends.ensemble import EnsembleBackend
+
+        return EnsembleBackend
+    raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf', 'e5' or 'ensemble'")

