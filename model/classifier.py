@@ -52,6 +52,8 @@ class RiskClassifier:
         self.temperature = temperature
         self.operating_points = operating_points or {}
         self.version = version
+        self.fit_log: dict = {}
+        """What the backend reported while fitting (epochs, losses, weight search); empty after `load`."""
 
     @classmethod
     def baseline(cls, **config) -> RiskClassifier:
@@ -89,12 +91,9 @@ class RiskClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 5) calibrated probabilities in `data.taxonomy.LABELS` order."""
-        return self._proba_normalised([self._prepare(t) for t in texts])
-
-    def _proba_normalised(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(LABELS)))
-        return calibrated_probs(self.backend.logits(texts), self.temperature)
+        return calibrated_probs(self.backend.logits([self._prepare(t) for t in texts]), self.temperature)
 
     def threshold(self, name: str, default: float = 0.5) -> float:
         point = self.operating_points.get(name)

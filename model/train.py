@@ -112,7 +112,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         "test": split_metrics(clf, splits["test"]),
         "operating_points": {k: v.to_dict() for k, v in clf.operating_points.items()},
         "temperature": clf.temperature,
-        "training_log": getattr(clf, "fit_log", {}),
+        "training_log": clf.fit_log,
     }
     out = Path(config.out_dir)
     clf.save(out)
