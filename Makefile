@@ -1,4 +1,5 @@
-# Two commands a person needs: `make run` (set up, build the data, print the summary) and `make test`.
+# Two commands a person needs: `make run` (set up; build the data and train the default model unless they exist)
+# and `make test`.
 # Setup installs the pinned CPU torch wheel before anything that could pull a CUDA build.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/sahay data build
+	$(BIN)/sahay train --if-missing
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from data.commands import app as data_app
+from eval.commands import bench_command
 from model.commands import model_app, train_command
 
 app = typer.Typer(
@@ -15,10 +16,10 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.command("train")(train_command)
+app.command("bench")(bench_command)
 
 PLANNED = {
     "eval": ("Evaluate model artifacts and peers; write metrics.json and an HTML report.", 4),
-    "bench": ("Measure throughput, latency and memory.", 4),
     "serve": ("Start the classification API.", 5),
     "score": ("Score a file of texts in bulk.", 7),
     "queue": ("Operate the moderation queue.", 6),

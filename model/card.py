@@ -82,6 +82,36 @@ def _metrics_table(block: dict) -> list[str]:
     return lines
 
 
+def _size_section(metrics: dict, clf) -> list[str]:
+    """Teacher vs student and the int8 decision, when training made them."""
+    lines = ["## Size and speed choices", ""]
+    report = metrics.get("distillation")
+    if report:
+        default = "student" if report["student_is_default"] else "teacher"
+        lines += [
+            f"Distilled: a {report['teacher_layers']}-layer teacher taught a {report['student_layers']}-layer student "
+            f"(alpha {report['alpha']}, temperature {report['temperature']}). The default is the **{default}** "
+            f"(largest validation gap {report['largest_validation_gap']:.3f}; allowed {report['max_gap']}).",
+            "",
+            "| figure | teacher validation | teacher test | student validation | student test |",
+            "|---|---|---|---|---|",
+        ]
+        figures = report["figures"]
+        for key in figures["teacher"]["validation"]:
+            cells = [f"{figures[m][s][key]:.3f}" for m in ("teacher", "student") for s in ("validation", "test")]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append("")
+    q = metrics.get("int8")
+    if q:
+        lines.append(
+            f"int8 dynamic quantisation of the encoder: {'adopted' if q['adopted'] else 'not adopted'} "
+            f"(largest validation drop {q['largest_validation_drop']:.3f}; allowed {q['max_drop']})."
+        )
+    if len(lines) == 2:
+        lines.append("Full-size fp32 model; no distillation or quantisation.")
+    return lines
+
+
 def write_model_card(path: Path, clf, metrics: dict, provenance: dict) -> Path:
     sources = yaml.safe_load(SOURCES_FILE.read_text())
     used = provenance.get("training_rows_per_source", {})
@@ -98,8 +128,10 @@ def write_model_card(path: Path, clf, metrics: dict, provenance: dict) -> Path:
         "|---|---|---|---|",
     ]
     for name, n in used.items():
-        info = sources.get(name, {"origin": "platform export", "licence": "the platform's own"})
-        lines.append(f"| {name} | {n} | {info['origin']} | {info['licence']} |")
+        base, _, derived = name.partition("+")
+        info = sources.get(base, {"origin": "platform export", "licence": "the platform's own"})
+        origin = f"romanised copies of `{base}` (data/transliterate.py)" if derived == "translit" else info["origin"]
+        lines.append(f"| {name} | {n} | {origin} | {info['licence']} |")
     lines += [
         "",
         f"Validation ({provenance.get('validation_rows')} rows) and test ({provenance.get('test_rows')} rows) are "
@@ -124,7 +156,7 @@ def write_model_card(path: Path, clf, metrics: dict, provenance: dict) -> Path:
     ]
     for name, p in metrics["operating_points"].items():
         lines.append(f"| {name} | {p['threshold']:.3f} | {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} |")
-    lines += ["", FAILURE_MODES]
+    lines += ["", *_size_section(metrics, clf), "", FAILURE_MODES]
     out = path / "MODEL_CARD.md"
     out.write_text("\n".join(lines))
     return out

@@ -68,20 +68,40 @@ class RiskClassifier:
         y: Sequence[str | Sequence[str]],
         eval_set: tuple[Sequence[str], Sequence[str | Sequence[str]]] | None = None,
         progress: Progress | None = None,
+        sample_weight: Sequence[float] | None = None,
+        teacher: RiskClassifier | None = None,
     ) -> RiskClassifier:
-        """Fit on texts with a label or a label set each; calibrate and choose operating points on `eval_set`."""
+        """Fit on texts with a label or a label set each; calibrate and choose operating points on `eval_set`.
+
+        `sample_weight` scales each text's loss; `teacher` (a fitted e5 or ensemble classifier) is distilled
+        into this one's e5 encoder through its soft targets on the same texts.
+        """
         masks = label_masks(_as_label_sets(y))
+        prepared = [self._prepare(t) for t in texts]
+        if sample_weight is not None and len(sample_weight) != len(prepared):
+            raise ValueError(f"sample_weight has {len(sample_weight)} values for {len(prepared)} texts")
+        extra: dict = {}
+        if sample_weight is not None:
+            extra["sample_weight"] = np.asarray(sample_weight, dtype=float)
+        if teacher is not None:
+            if not hasattr(teacher.backend, "distill_logits") or self.backend.kind == "tfidf":
+                raise ValueError("distillation needs an e5 or ensemble teacher and student")
+            extra["teacher_logits"] = teacher.backend.distill_logits(prepared)
         val = None
         if eval_set is not None:
             val = ([self._prepare(t) for t in eval_set[0]], label_masks(_as_label_sets(eval_set[1])))
-        self.fit_log = self.backend.fit(
-            [self._prepare(t) for t in texts], masks, *(val or (None, None)), progress=progress
-        )
-        if val is not None:
-            logits = self.backend.logits(val[0])
-            self.temperature = fit_temperature(logits, val[1])
-            self.operating_points = choose_operating_points(calibrated_probs(logits, self.temperature), val[1])
+        self.fit_log = self.backend.fit(prepared, masks, *(val or (None, None)), progress=progress, **extra)
+        if eval_set is not None:
+            self.calibrate(*eval_set)
         self.version = ""
+        return self
+
+    def calibrate(self, texts: Sequence[str], y: Sequence[str | Sequence[str]]) -> RiskClassifier:
+        """Fit the temperature and choose the operating points on held-out texts (validation, never training)."""
+        masks = label_masks(_as_label_sets(y))
+        logits = self.backend.logits([self._prepare(t) for t in texts])
+        self.temperature = fit_temperature(logits, masks)
+        self.operating_points = choose_operating_points(calibrated_probs(logits, self.temperature), masks)
         return self
 
     # -- inference ------------------------------------------------------------------------------------------

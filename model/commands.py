@@ -25,6 +25,11 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(help="e5: training epochs")] = None,
     layers: Annotated[int | None, typer.Option(help="e5: encoder layers kept (12 = full teacher)")] = None,
     max_public_rows: Annotated[int | None, typer.Option(help="cap on rows from the public sets")] = None,
+    distill: Annotated[
+        bool | None, typer.Option("--distill/--no-distill", help="train a smaller student from the teacher")
+    ] = None,
+    student_layers: Annotated[int | None, typer.Option(help="distillation: encoder layers of the student")] = None,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when the artifact exists")] = False,
 ) -> None:
     """Train, calibrate and save a model artifact (the default serving model when run with no arguments)."""
     from pydantic import ValidationError
@@ -39,14 +44,51 @@ def train_command(
             out_dir=str(out) if out else None,
             data_dir=str(data_dir) if data_dir else None,
             max_public_rows=max_public_rows,
-            **{"e5.epochs": epochs, "e5.num_layers": layers},
+            **{
+                "e5.epochs": epochs,
+                "e5.num_layers": layers,
+                "distill.enabled": distill,
+                "distill.student_layers": student_layers,
+            },
         )
     except (FileNotFoundError, ValueError, ValidationError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    if if_missing and (Path(cfg.out_dir) / "classifier.json").is_file():
+        console.print(f"{cfg.out_dir} already holds a model; nothing to train (drop --if-missing to retrain)")
+        return
     result = train(cfg)
     console.print(summary_table(result.metrics["test"], f"held-out test split — {result.classifier.version}"))
+    if "distillation" in result.metrics:
+        console.print(distillation_table(result.metrics["distillation"]))
+        console.print(f"the other model: {result.other_path}")
+    if result.metrics.get("int8"):
+        q = result.metrics["int8"]
+        console.print(
+            f"int8: {'adopted' if q['adopted'] else 'not adopted'} "
+            f"(largest validation drop {q['largest_validation_drop']:.3f}, allowed {q['max_drop']})"
+        )
     console.print(f"saved {result.path} in {result.seconds:.0f} s (model card: {result.path / 'MODEL_CARD.md'})")
+
+
+def distillation_table(report: dict) -> Table:
+    """Teacher and student side by side, validation and test, in each language."""
+    default = "student" if report["student_is_default"] else "teacher"
+    table = Table(
+        title=f"teacher ({report['teacher_layers']} layers) vs student ({report['student_layers']} layers) — "
+        f"default: {default} (largest validation gap {report['largest_validation_gap']:.3f}, "
+        f"allowed {report['max_gap']})"
+    )
+    table.add_column("figure")
+    for model in ("teacher", "student"):
+        for split in ("validation", "test"):
+            table.add_column(f"{model} {split}", justify="right")
+    for key in report["figures"]["teacher"]["validation"]:
+        table.add_row(
+            key,
+            *(f"{report['figures'][m][s][key]:.3f}" for m in ("teacher", "student") for s in ("validation", "test")),
+        )
+    return table
 
 
 def summary_table(block: dict, title: str) -> Table:

@@ -15,6 +15,30 @@ from model.backends.tfidf import TfidfConfig
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 
 
+class AugmentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transliterate: bool = False
+    """Add a romanised copy (data/transliterate.py) of every Devanagari training text, tagged hi-Latn."""
+
+
+class DistillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Train the configured model as the teacher, then a student with fewer encoder layers from its soft targets."""
+    student_layers: int = Field(6, ge=1, le=12)
+    init: Literal["teacher", "pretrained"] = "teacher"
+    """Start the student from the fine-tuned teacher's lower layers and head, or from the pretrained encoder's."""
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    temperature: float = Field(2.0, gt=0.0)
+    unlabelled_rows: int = Field(0, ge=0)
+    """Public texts that no model trains on with their labels, added with the teacher's soft targets only: the
+    student then imitates the teacher on real posts as well as on the labelled rows."""
+    max_gap: float = 0.02
+    """The student becomes the default model when its validation figures are within this of the teacher's."""
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +47,14 @@ class TrainConfig(BaseModel):
     out_dir: Path = Path("artifacts/model")
     seed: int = 13
     max_public_rows: int | None = Field(6000, description="cap on rows from train-only public sources; None = all")
+    public_holdout_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    """Share of the public sets' groups never trained on, to measure at_risk on real posts (0: none)."""
+    hard_negative_weight: float = Field(1.0, gt=0.0)
+    """Loss weight of texts tagged figurative/news/grief/recovery/negation that are not at risk."""
+    int8_max_drop: float | None = 0.01
+    """Serve the e5 encoder in int8 when validation figures drop by at most this much (None: never)."""
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     e5: E5Config = Field(default_factory=E5Config)
     tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)

@@ -30,7 +30,24 @@ def partial_label_loss(
         weights = weights * (masks.float() * class_weights).sum(-1) / masks.sum(-1)
     if example_weights is not None:
         weights = weights * example_weights
-    return (loss * weights).sum() / weights.sum()
+    return (loss * weights).sum() / weights.sum().clamp(min=1e-12)  # 0 for a batch of unlabelled rows
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 2.0,
+    example_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: T^2 * KL(teacher_T || student_T), per example, weighted mean.
+
+    The T^2 factor keeps its gradients on the scale of the hard-label loss whatever the temperature.
+    """
+    log_student = torch.log_softmax(student_logits / temperature, dim=-1)
+    log_teacher = torch.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(-1) * temperature**2
+    weights = torch.ones_like(kl) if example_weights is None else example_weights
+    return (kl * weights).sum() / weights.sum()
 
 
 def class_weights_for(masks: np.ndarray, cap: float = 10.0) -> np.ndarray:

@@ -23,7 +23,10 @@ class Backend(Protocol):
         val_texts: list[str] | None = None,
         val_masks: np.ndarray | None = None,
         progress: Progress | None = None,
-    ) -> dict: ...
+        sample_weight: np.ndarray | None = None,
+    ) -> dict:
+        """Fit on (n, 5) boolean label-set masks; `sample_weight` scales each row's loss."""
+        ...
 
     def logits(self, texts: list[str]) -> np.ndarray: ...
 

@@ -6,6 +6,7 @@ validation partial NLL. Inference uses dynamic padding, length bucketing and `to
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from model.labels import N_LABELS
-from model.losses import class_weights_for, partial_label_loss
+from model.losses import class_weights_for, distillation_loss, partial_label_loss
 
 
 class E5Config(BaseModel):
@@ -49,6 +50,9 @@ class E5Config(BaseModel):
     """Stop after this many optimiser steps (smoke tests)."""
     quantize: bool = False
     """int8 dynamic quantisation of the linear layers at load time (CPU serving)."""
+    distill_alpha: float = 0.5
+    """With teacher logits: loss = alpha * soft-target loss + (1 - alpha) * partial-label loss."""
+    distill_temperature: float = 2.0
     prune_vocabulary: bool = True
     """Cut the 250k-piece vocabulary to the pieces the training texts and our scripts use (model/encoder/prune.py)."""
 
@@ -69,6 +73,10 @@ class E5Classifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
+def _int8(module: nn.Module) -> nn.Module:
+    return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+
+
 def _keep_lower_layers(encoder: nn.Module, n: int) -> None:
     layers = encoder.encoder.layer
     if not 1 <= n <= len(layers):
@@ -84,6 +92,8 @@ class E5Backend:
         self.config = config or E5Config()
         self.tokenizer = tokenizer
         self.module = module
+        self.float_module: E5Classifier | None = None
+        """The fp32 original while `module` is its int8 copy (see `quantize`)."""
         self._set_threads()
 
     def _set_threads(self) -> None:
@@ -131,6 +141,13 @@ class E5Backend:
         _keep_lower_layers(encoder, self.config.num_layers)
         self.module = E5Classifier(encoder, self.config.dropout)
 
+    def start_from(self, other: E5Backend) -> None:
+        """Begin training from a copy of another (fine-tuned) model's lower `num_layers` layers and head: a student
+        initialised from its teacher keeps the teacher's adapted embeddings and lower layers."""
+        self.tokenizer = other.tokenizer
+        self.module = copy.deepcopy(other.float_module or other.module)
+        _keep_lower_layers(self.module.encoder, self.config.num_layers)
+
     def _freeze(self) -> None:
         enc = self.module.encoder
         if self.config.freeze_embeddings:
@@ -138,7 +155,17 @@ class E5Backend:
         for layer in list(enc.encoder.layer)[: self.config.frozen_layers]:
             layer.requires_grad_(False)
 
-    def fit(self, texts, masks, val_texts=None, val_masks=None, progress: Progress | None = None) -> dict:
+    def fit(
+        self,
+        texts,
+        masks,
+        val_texts=None,
+        val_masks=None,
+        progress: Progress | None = None,
+        sample_weight=None,
+        teacher_logits=None,
+    ) -> dict:
+        """Fine-tune on label-set masks; with `teacher_logits` (n, 5) also match a teacher's soft targets."""
         from transformers import get_linear_schedule_with_warmup
 
         c = self.config
@@ -149,8 +176,22 @@ class E5Backend:
         self._freeze()
         ids = self._encode(list(texts))
         masks_t = torch.as_tensor(masks, dtype=torch.bool)
-        weights = torch.as_tensor(class_weights_for(masks), dtype=torch.float32) if c.class_weighting else None
+        informative = masks_t.sum(-1) < N_LABELS
+        """A row whose set allows every label (an unlabelled text, there for the teacher) teaches no label."""
+        if teacher_logits is None and not bool(informative.any()):
+            raise ValueError("every training text allows all labels: nothing to learn without a teacher")
+        label_masks_np = np.asarray(masks)[informative.numpy()]
+        weights = (
+            torch.as_tensor(class_weights_for(label_masks_np), dtype=torch.float32)
+            if c.class_weighting and len(label_masks_np)
+            else None
+        )
         example_weights = torch.where(masks_t.sum(-1) == 1, c.fine_label_weight, 1.0)
+        if sample_weight is not None:
+            example_weights = example_weights * torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32)
+        teacher = None if teacher_logits is None else torch.as_tensor(np.asarray(teacher_logits), dtype=torch.float32)
+        if teacher is not None and teacher.shape != (len(ids), N_LABELS):
+            raise ValueError(f"teacher_logits must be ({len(ids)}, {N_LABELS}), got {tuple(teacher.shape)}")
         head_params = list(self.module.head.parameters())
         enc_params = [p for p in self.module.encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -170,7 +211,11 @@ class E5Backend:
             for batch in batches:
                 input_ids, attention = self._collate([ids[i] for i in batch])
                 logits = self.module(input_ids, attention)
-                loss = partial_label_loss(logits, masks_t[batch], weights, example_weights[batch])
+                label_weights = example_weights[batch] * informative[batch]
+                loss = partial_label_loss(logits, masks_t[batch], weights, label_weights)
+                if teacher is not None:
+                    soft = distillation_loss(logits, teacher[batch], c.distill_temperature, example_weights[batch])
+                    loss = c.distill_alpha * soft + (1 - c.distill_alpha) * loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
@@ -202,6 +247,10 @@ class E5Backend:
         return {"epochs": history, "best_validation_partial_nll": best if best < math.inf else None}
 
     # -- inference ------------------------------------------------------------------------------------------
+    def distill_logits(self, texts: list[str]) -> np.ndarray:
+        """The soft targets this model gives a student."""
+        return self.logits(texts)
+
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.module is None:
             raise RuntimeError("the e5 model is not fitted or loaded")
@@ -220,12 +269,28 @@ class E5Backend:
         return out
 
     # -- persistence ----------------------------------------------------------------------------------------
+    def quantize(self) -> None:
+        """Serve in int8: dynamic quantisation of the linear layers. The fp32 weights stay for `save`, and the
+        saved config says `quantize`, so `load` gives the same int8 model."""
+        if self.float_module is None:
+            self.float_module = self.module
+            self.module = _int8(copy.deepcopy(self.module))
+        self.config = self.config.model_copy(update={"quantize": True})
+
+    def dequantize(self) -> None:
+        if self.float_module is not None:
+            self.module, self.float_module = self.float_module, None
+        self.config = self.config.model_copy(update={"quantize": False})
+
     def save(self, directory: Path) -> None:
+        module = self.float_module or self.module
+        if self.config.quantize and self.float_module is None:
+            raise RuntimeError("an int8 model loaded from disk cannot be saved again; save the fp32 original")
         directory.mkdir(parents=True, exist_ok=True)
         encoder_dir = directory / "encoder"
-        self.module.encoder.save_pretrained(encoder_dir, safe_serialization=True)
+        module.encoder.save_pretrained(encoder_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(encoder_dir)
-        save_file({k: v.contiguous() for k, v in self.module.head.state_dict().items()}, directory / "head.safetensors")
+        save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, directory / "head.safetensors")
         (directory / "config.json").write_text(self.config.model_dump_json(indent=2))
 
     @classmethod
@@ -239,7 +304,7 @@ class E5Backend:
         module.head.load_state_dict(load_file(directory / "head.safetensors"))
         module.eval()
         if config.quantize:
-            module = torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+            module = _int8(module)
         return cls(config, tokenizer, module)
 
     def config_dict(self) -> dict:

@@ -46,10 +46,21 @@ class EnsembleBackend:
         probs = w * softmax(e5_logits, axis=1) + (1 - w) * softmax(tfidf_logits, axis=1)
         return np.log(np.maximum(probs, 1e-12))
 
-    def fit(self, texts, masks, val_texts=None, val_masks=None, progress: Progress | None = None) -> dict:
+    def fit(
+        self,
+        texts,
+        masks,
+        val_texts=None,
+        val_masks=None,
+        progress: Progress | None = None,
+        sample_weight=None,
+        teacher_logits=None,
+    ) -> dict:
+        """Fit both members (`teacher_logits` distil the e5 member), then choose the weight on validation."""
+        distill = {} if teacher_logits is None else {"teacher_logits": teacher_logits}
         log = {
-            "tfidf": self.tfidf.fit(texts, masks, val_texts, val_masks, progress),
-            "e5": self.e5.fit(texts, masks, val_texts, val_masks, progress),
+            "tfidf": self.tfidf.fit(texts, masks, val_texts, val_masks, progress, sample_weight=sample_weight),
+            "e5": self.e5.fit(texts, masks, val_texts, val_masks, progress, sample_weight=sample_weight, **distill),
         }
         if self.config.e5_weight is None and val_texts is not None:
             e5_val, tf_val = self.e5.logits(list(val_texts)), self.tfidf.logits(list(val_texts))
@@ -77,6 +88,10 @@ class EnsembleBackend:
             else 0.0
         )
         return float(macro), -partial_nll(logits, masks)
+
+    def distill_logits(self, texts: list[str]) -> np.ndarray:
+        """What a student e5 learns from: this ensemble's e5 member (the student joins its own n-gram model)."""
+        return self.e5.logits(texts)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return self._mix(self.e5.logits(texts), self.tfidf.logits(texts), self.weight)

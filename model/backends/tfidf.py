@@ -73,8 +73,18 @@ class TfidfBackend:
             ]
         )
 
-    def fit(self, texts, masks, val_texts=None, val_masks=None, progress: Progress | None = None) -> dict:
+    def fit(
+        self, texts, masks, val_texts=None, val_masks=None, progress: Progress | None = None, sample_weight=None
+    ) -> dict:
         c = self.config
+        informative = masks.sum(axis=1) < N_LABELS  # a set of all labels (an unlabelled text) teaches nothing
+        if not informative.all():
+            texts = [t for t, keep in zip(texts, informative, strict=True) if keep]
+            masks = masks[informative]
+            sample_weight = None if sample_weight is None else np.asarray(sample_weight)[informative]
+        if not len(texts):
+            raise ValueError("no labelled training texts")
+        row_weight = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         min_df = c.min_df if len(texts) >= 50 else 1
         self.config = c.model_copy(update={"min_df": min_df})
         self.vectorizer = self._new_vectorizer()
@@ -86,9 +96,9 @@ class TfidfBackend:
         history = []
         for round_ in range(c.em_rounds + 1):
             rows, cls = np.nonzero(q > 1e-6)
-            weight = q[rows, cls]
+            weight = q[rows, cls] * row_weight[rows]
             if c.class_weighting:
-                mass = np.bincount(cls, weights=weight, minlength=N_LABELS)
+                mass = np.bincount(cls, weights=q[rows, cls], minlength=N_LABELS)
                 class_w = len(texts) / (N_LABELS * np.maximum(mass, 1e-6))
                 weight = weight * np.clip(class_w, 0.1, 10.0)[cls]
             self.model = LogisticRegression(C=c.C, max_iter=c.max_iter, random_state=c.seed)

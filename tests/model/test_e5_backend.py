@@ -65,3 +65,38 @@ def test_int8_quantised_load_stays_close(tiny_e5, tiny_corpus):
         config_file.write_text(json.dumps(config))
     texts = tiny_corpus[1][0][:10]
     assert np.abs(full.predict_proba(texts) - quantised.predict_proba(texts)).max() < 0.1
+
+
+def test_quantize_keeps_fp32_weights_for_saving_and_dequantize_restores(tiny_e5, tiny_corpus, tmp_path):
+    clf, _ = tiny_e5
+    backend = clf.backend
+    texts = tiny_corpus[1][0][:6]
+    before = clf.predict_proba(texts)
+    backend.quantize()
+    try:
+        assert backend.config.quantize and backend.float_module is not None
+        assert any("quantized" in type(m).__module__ for m in backend.module.modules())
+        clf.save(tmp_path / "int8")  # writes the fp32 weights with quantize: true
+        reloaded = RiskClassifier.load(tmp_path / "int8")
+        assert np.allclose(reloaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+        with pytest.raises(RuntimeError, match="cannot be saved again"):
+            reloaded.backend.save(tmp_path / "again")
+    finally:
+        backend.dequantize()
+    assert not backend.config.quantize and backend.float_module is None
+    assert np.allclose(clf.predict_proba(texts), before, atol=1e-6)
+
+
+def test_student_starts_from_the_teachers_lower_layers(tiny_e5):
+    import torch
+
+    from model.backends.e5 import E5Backend, E5Config
+
+    teacher = tiny_e5[0].backend
+    student = E5Backend(E5Config(num_layers=1))
+    student.start_from(teacher)
+    assert student.tokenizer is teacher.tokenizer and student.module is not teacher.module
+    assert student.module.encoder.config.num_hidden_layers == 1
+    t_state, s_state = teacher.module.state_dict(), student.module.state_dict()
+    assert set(s_state) <= set(t_state)
+    assert all(torch.equal(s_state[k], t_state[k]) for k in s_state)

@@ -85,3 +85,23 @@ def test_example_weights_multiply_the_class_weights():
     example = torch.tensor([3.0, 1.0, 1.0])
     expected = (per * example).sum() / example.sum()
     assert partial_label_loss(logits, masks, example_weights=example).item() == pytest.approx(expected.item())
+
+
+def test_distillation_loss_is_zero_at_the_teacher_and_pulls_towards_it():
+    from model.losses import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0, 0.5, 0.0]])
+    assert float(distillation_loss(teacher.clone(), teacher, temperature=2.0)) < 1e-6
+    student = torch.zeros(1, 5, requires_grad=True)
+    loss = distillation_loss(student, teacher, temperature=2.0)
+    assert loss.item() > 0
+    loss.backward()
+    # gradient descent raises the logit the teacher likes most and lowers the one it likes least
+    assert student.grad[0, 0] < 0 < student.grad[0, 2]
+
+
+def test_a_batch_with_no_labelled_rows_has_zero_label_loss():
+    logits = torch.randn(3, 5, requires_grad=True)
+    masks = torch.ones(3, 5, dtype=torch.bool)
+    loss = partial_label_loss(logits, masks, example_weights=torch.zeros(3))
+    assert loss.item() == 0.0 and torch.isfinite(loss)

@@ -1,0 +1,91 @@
+"""What `sahay train` feeds the model: romanised copies of Devanagari rows, weights on hard negatives."""
+
+import numpy as np
+from datasets import Dataset
+
+from model.config import TrainConfig
+from model.train import sample_weights, training_rows, with_transliterations
+
+
+def _rows():
+    return Dataset.from_dict(
+        {
+            "id": ["a", "b", "c", "d"],
+            "text": ["मैं ठीक हूँ", "all good", "sab theek", "कल मिलते हैं"],
+            "lang": ["hi", "en", "hi-Latn", "hi"],
+            "source": ["seed", "seed", "seed", "sdcnl"],
+            "label_set": [["none"], ["informational"], ["ideation", "intent"], ["none"]],
+            "tags": [["figurative"], ["news"], ["negation"], []],
+        }
+    )
+
+
+def test_devanagari_rows_get_a_romanised_copy():
+    out = with_transliterations(_rows())
+    assert len(out) == 6
+    copies = out.select(range(4, 6))
+    assert copies["id"] == ["a~latn", "d~latn"]
+    assert copies["lang"] == ["hi-Latn", "hi-Latn"]
+    assert copies["source"] == ["seed+translit", "sdcnl+translit"]
+    assert copies["label_set"] == [["none"], ["none"]] and copies["tags"] == [["figurative"], []]
+    assert all(t.isascii() for t in copies["text"])
+
+
+def test_augmentation_is_off_unless_configured():
+    assert len(training_rows(_rows(), TrainConfig(max_public_rows=None))) == 4
+    on = TrainConfig.model_validate({"max_public_rows": None, "augment": {"transliterate": True}})
+    assert len(training_rows(_rows(), on)) == 6
+
+
+def test_hard_negatives_that_are_not_at_risk_get_the_weight():
+    assert sample_weights(_rows(), 1.0) is None
+    # figurative none and news informational are hard negatives; the negation row is at risk; d has no tag
+    assert np.array_equal(sample_weights(_rows(), 3.0), [3.0, 3.0, 1.0, 1.0])
+
+
+def test_public_holdout_is_group_aware_stable_and_never_trained_on():
+    from model.train import split_public_holdout
+
+    n = 400
+    rows = Dataset.from_dict(
+        {
+            "id": [str(i) for i in range(n)],
+            "source": ["seed" if (i // 2) % 4 == 0 else "sdcnl" for i in range(n)],
+            "group": [f"g{i // 2}" for i in range(n)],  # pairs of near-duplicates
+        }
+    )
+    train, held = split_public_holdout(rows, 0.2)
+    again_train, again_held = split_public_holdout(rows, 0.2)
+    assert held["id"] == again_held["id"] and train["id"] == again_train["id"]
+    assert 20 < len(held) < 110 and set(held["source"]) == {"sdcnl"}
+    assert set(held["group"]).isdisjoint(train["group"])
+    assert set(held["id"]).isdisjoint(train["id"]) and len(train) + len(held) == n
+    capped_train, capped = split_public_holdout(rows, 0.2, max_rows=10)
+    assert len(capped) == 10 and len(capped_train) == len(train)
+    assert len(split_public_holdout(rows, 0.0)[1]) == 0
+
+
+def test_unlabelled_rows_are_unused_public_texts_with_every_label_allowed():
+    from data.taxonomy import LABELS
+    from model.train import unlabelled_rows
+
+    pool = _rows().add_column("label", [None] * 4)
+    used = pool.select([0, 1])  # "a", "b" are training rows already; "d" is the only unused public row
+    extra = unlabelled_rows(pool, used, 5, seed=1)
+    assert extra["id"] == ["d"] and extra["label_set"] == [list(LABELS)]
+    assert len(unlabelled_rows(pool, used, 0, seed=1)) == 0
+
+
+def test_rows_that_allow_every_label_do_not_change_the_baseline(tiny_corpus):
+    from data.taxonomy import LABELS
+    from model.backends.tfidf import TfidfBackend, TfidfConfig
+    from model.labels import label_masks
+
+    (texts, labels), _ = tiny_corpus
+    masks = label_masks([[x] for x in labels])
+    plain = TfidfBackend(TfidfConfig(min_df=1))
+    plain.fit(texts, masks)
+    padded = TfidfBackend(TfidfConfig(min_df=1))
+    noise = ["zorblat quaxil mervin", "tindor palvek alpha"]
+    padded.fit(texts + noise, np.vstack([masks, label_masks([list(LABELS)] * 2)]))
+    assert np.allclose(plain.logits(texts[:10]), padded.logits(texts[:10]))
