@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from data.commands import app as data_app
-from eval.commands import bench_command
+from eval.commands import bench_command, eval_command
+from eval.peers.commands import eval_group
 from model.commands import model_app, train_command
 
 app = typer.Typer(
@@ -17,9 +18,9 @@ app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.command("train")(train_command)
 app.command("bench")(bench_command)
+app.add_typer(eval_group(eval_command), name="eval")
 
 PLANNED = {
-    "eval": ("Evaluate model artifacts and peers; write metrics.json and an HTML report.", 4),
     "serve": ("Start the classification API.", 5),
     "score": ("Score a file of texts in bulk.", 7),
     "queue": ("Operate the moderation queue.", 6),

@@ -130,3 +130,150 @@ DEFAULT_DATA = Path("artifacts/data")
 def _fail_plain(message: str) -> typer.Exit:
     """_fail for messages that quote paths or data, whose brackets Rich would take for markup."""
     return _fail(escape(message))
+
+
+def eval_command(
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", "-m", help="model artifact directory; repeat to compare (default: artifacts/model)"),
+    ] = None,
+    data: Annotated[Path, typer.Option(help="built splits (sahay data build)")] = DEFAULT_DATA,
+    split: Annotated[str, typer.Option(help="split of --data to evaluate on")] = "test",
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="labelled platform export (.csv, .jsonl, .parquet) to use instead of --data"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="folder for metrics.json and report.html")] = Path("artifacts/eval"),
+    prevalence: Annotated[
+        float, typer.Option(help="share of at-risk items expected in production (alerts/10k)")
+    ] = 0.01,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals (0: none)")] = 1000,
+    errors: Annotated[int, typer.Option(help="false negatives and false positives shown per model")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap resamples")] = 0,
+    robustness: Annotated[
+        bool, typer.Option("--robustness/--no-robustness", help="also score perturbed texts (eval/perturb.py)")
+    ] = True,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option("--peer", help="a peer classifier beside the models (`sahay eval peers list`); repeatable"),
+    ] = None,
+) -> None:
+    """Evaluate model artifacts on labelled data; write metrics.json and a self-contained report.html."""
+    import time
+
+    from eval.evaluate import EvalData, EvalInputError, ModelScorer, evaluate
+    from eval.report import write_report
+    from model.classifier import MANIFEST
+
+    started = time.perf_counter()
+    models = model or [DEFAULT_MODEL]
+    for path in models:
+        if not (path / MANIFEST).is_file():
+            raise _fail_plain(f"{path} is not a model artifact (no {MANIFEST}); train one with `sahay train`")
+    names = [p.name for p in models]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in models]
+    if len(set(names)) < len(names):
+        raise _fail_plain("the same model is given twice")
+    if not 0 < prevalence < 1:
+        raise _fail_plain(f"--prevalence must lie strictly between 0 and 1, got {prevalence}")
+    if bootstrap < 0 or errors < 0:
+        raise _fail_plain("--bootstrap and --errors must not be negative")
+
+    scorers: list = []
+    try:
+        with console.status("loading") as status:
+            dataset = EvalData.from_export(input_file) if input_file else EvalData.from_split(data, split)
+            scorers += [ModelScorer(p, n) for p, n in zip(models, names, strict=True)]
+            scorers += open_peers(peer or [])
+            result = evaluate(scorers, dataset, prevalence, bootstrap, seed, errors, on_step=status.update)
+            if robustness:
+                status.update("robustness: scoring perturbed texts")
+                result["robustness"] = robustness_by_model(scorers, dataset, result, seed)
+    except EvalInputError as exc:
+        raise _fail_plain(str(exc)) from None
+    finally:
+        for scorer in scorers:
+            if hasattr(scorer, "close"):
+                scorer.close()
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.json"
+    metrics_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report_path = write_report(result, dataset, out / "report.html")
+    console.print(eval_table(result))
+    console.print(f"wrote {metrics_path} and {report_path} in {time.perf_counter() - started:.1f}s", highlight=False)
+
+
+def open_peers(names: list[str]) -> list:
+    """Peer scorers, each in its own virtual environment (`sahay eval peers setup NAME` makes it)."""
+    from eval.dataset import EvalInputError
+    from eval.peers import PEERS, PeerError, PeerNotInstalled, PeerScorer
+
+    opened = []
+    for name in names:
+        if name not in PEERS:
+            raise EvalInputError(f"unknown peer {name!r}; expected one of {', '.join(PEERS)}")
+        try:
+            opened.append(PeerScorer(name))
+        except (PeerNotInstalled, PeerError) as exc:
+            for scorer in opened:
+                scorer.close()
+            raise EvalInputError(str(exc)) from None
+    return opened
+
+
+def robustness_by_model(scorers, dataset, result: dict, seed: int) -> dict:
+    """The robustness suite for each scorer at its own at_risk threshold (peers: at_risk figures only)."""
+    from eval.robustness import robustness_report
+
+    thresholds = {m["name"]: m["thresholds"]["at_risk"] for m in result["models"]}
+    out = {}
+    for scorer in scorers:
+        has_probs = callable(getattr(scorer, "probs", None))
+        out[scorer.name] = robustness_report(
+            scorer.probs if has_probs else scorer.at_risk,
+            dataset.texts,
+            dataset.label_sets,
+            dataset.langs,
+            {"at_risk": thresholds[scorer.name]},
+            seed=seed,
+            at_risk_only=not has_probs,
+        )
+    return out
+
+
+def _figure(figure: dict | None) -> str:
+    if not figure or figure["value"] is None:
+        return "-"
+    if figure["low"] is None:
+        return f"{figure['value']:.3f}"
+    return f"{figure['value']:.3f} [{figure['low']:.2f}-{figure['high']:.2f}]"
+
+
+def eval_table(result: dict) -> Table:
+    """One row per signal and model: the figures at the balanced point and the alerts it would raise."""
+    settings = result["settings"]
+    title = f"sahay eval — {settings['data']}, {settings['n']} items, prevalence {settings['prevalence']}"
+    table = Table(title=escape(title))
+    for name in ("signal", "model", "threshold", "precision", "recall", "F1 [95% CI]", "PR-AUC", "ROC-AUC"):
+        table.add_column(name, justify="left" if name in ("signal", "model") else "right")
+    table.add_column("alerts/10k", justify="right")
+    for signal, block in result["signals"].items():
+        for i, (name, figures) in enumerate(block["models"].items()):
+            model = next(m for m in result["models"] if m["name"] == name)
+            points = {row["point"]: row for row in result["operating_points"][name]}
+            own = [row for row in result["operating_points"][name] if row["signal"] == signal]
+            alerts = points.get(f"{signal}.balanced", own[0] if len(own) == 1 else {}).get("alerts_per_10k")
+            table.add_row(
+                f"{signal} ({block['positives']}/{block['n']})" if i == 0 else "",
+                escape(name),
+                f"{model['thresholds'][signal]:.3f}",
+                _figure(figures["precision"]).split(" ")[0],
+                _figure(figures["recall"]).split(" ")[0],
+                _figure(figures["f1"]),
+                _figure(figures["pr_auc"]),
+                _figure(figures["roc_auc"]),
+                _fmt(alerts, ".1f"),
+            )
+    return table
