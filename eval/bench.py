@@ -106,20 +106,20 @@ def _e5_member(backend):
     return backend if backend.kind == "e5" else getattr(backend, "e5", None)
 
 
-def _measure(clf, texts: Sequence[str], batch_size: int, seconds: float, explain: bool | str) -> dict:
+def _measure(predict: Callable[[list[str]], object], texts: Sequence[str], batch_size: int, seconds: float) -> dict:
     """Latencies of consecutive batches (cycling over the texts) after one warm-up batch."""
     n = len(texts)
 
     def batch(k: int) -> list[str]:
         return [texts[(k * batch_size + j) % n] for j in range(batch_size)]
 
-    clf.predict(batch(0), explain=explain)
+    predict(batch(0))
     latencies: list[float] = []
     start = time.perf_counter()
     while len(latencies) < MAX_CALLS and (len(latencies) < MIN_CALLS or time.perf_counter() - start < seconds):
         texts_k = batch(len(latencies) + 1)
         t0 = time.perf_counter()
-        clf.predict(texts_k, explain=explain)
+        predict(texts_k)
         latencies.append(time.perf_counter() - t0)
     p50, p95, p99 = (float(v) for v in np.percentile(np.array(latencies) * 1000, [50, 95, 99]))
     return {
@@ -184,7 +184,7 @@ def bench_model(
             "tokens_per_text": float(np.mean(lengths)),
             "gflop_per_text": float(np.mean([encoder_flops_per_text(encoder_config, n) for n in lengths])) / 1e9,
         }
-    batches = [_measure(clf, texts, size, seconds, explain) for size in batch_sizes]
+    batches = [_measure(lambda b: clf.predict(b, explain=explain), texts, size, seconds) for size in batch_sizes]
     for b in batches:
         b["achieved_gflops"] = result["gflop_per_text"] * b["texts_per_s"] if result["gflop_per_text"] else None
     return result | {
@@ -194,15 +194,46 @@ def bench_model(
     }
 
 
+def bench_peer(
+    peer, texts: Sequence[str], batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, seconds: float = 2.0, **scorer_kwargs
+) -> dict:
+    """A peer (eval/peers/) measured like a model: each batch is one `at_risk` call to its worker process, JSON
+    over a pipe included, as a deployment would pay it; the memory is the worker's own peak."""
+    from eval.peers import PeerScorer
+
+    start = time.perf_counter()
+    with PeerScorer(peer, **scorer_kwargs) as scorer:
+        load_s = time.perf_counter() - start
+        batches = [_measure(scorer.at_risk, texts, size, seconds) for size in batch_sizes]
+        stats = scorer.stats()
+        version = scorer.spec.version
+    for b in batches:
+        b["achieved_gflops"] = None
+    return {
+        "path": scorer.name,
+        "kind": "peer",
+        "version": version,
+        "load_s": load_s,
+        "torch_threads": None,
+        "layers": None,
+        "int8": None,
+        "tokens_per_text": None,
+        "gflop_per_text": None,
+        "batches": batches,
+        "achieved_gflops": None,
+        "peak_rss_mb": stats.get("peak_rss_mb"),
+    }
+
+
 # -- all models --------------------------------------------------------------------------------------------------
 def _quiet() -> None:
     """Worker start-up: no download/loading progress bars under the parent's status line."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def _in_fresh_process(fn: Callable, *args):
+def _in_fresh_process(fn: Callable, *args, **kwargs):
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_quiet) as pool:
-        return pool.submit(fn, *args).result()
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def run_bench(
@@ -214,6 +245,8 @@ def run_bench(
     threads: int | None = None,
     ceiling_seconds: float = 1.0,
     on_step: Callable[[str], None] | None = None,
+    peers: Sequence[str] = (),
+    peer_kwargs: dict | None = None,
 ) -> dict:
     """Measure the matmul ceiling once, then each model in its own process; the report `sahay bench` writes.
 
@@ -234,6 +267,13 @@ def run_bench(
         result = _in_fresh_process(bench_model, Path(path), texts, batch_sizes, seconds, explain, threads)
         for entry in [result, *result["batches"]]:
             entry["ceiling_fraction"] = entry["achieved_gflops"] / ceiling if entry["achieved_gflops"] else None
+        results.append(result)
+    for peer in peers:
+        if on_step:
+            on_step(f"measuring peer {peer}")
+        result = _in_fresh_process(bench_peer, peer, texts, batch_sizes, seconds, **(peer_kwargs or {}))
+        for entry in [result, *result["batches"]]:
+            entry["ceiling_fraction"] = None
         results.append(result)
     settings = {
         "batch_sizes": batch_sizes,

@@ -47,14 +47,28 @@ def bench_command(
     out: Annotated[Path, typer.Option(help="JSON report to write")] = Path("artifacts/bench/bench.json"),
     seconds: Annotated[float, typer.Option(help="time budget per model and batch size, in seconds")] = 2.0,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: SAHAY_THREADS or all cores)")] = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option("--peer", help="also measure a peer (`sahay eval peers setup NAME` first); repeatable"),
+    ] = None,
 ) -> None:
-    """Measure throughput, latency, memory and compute of model artifacts, each in a fresh process."""
+    """Measure throughput, latency, memory and compute of model artifacts and peers, each in a fresh process."""
     from model.classifier import MANIFEST
 
-    models = model or [DEFAULT_MODEL]
+    models = model or ([] if peer else [DEFAULT_MODEL])
     for path in models:
         if not (path / MANIFEST).is_file():
             raise _fail(f"{path} is not a model artifact (no {MANIFEST}); train one with `sahay train`")
+    from eval.peers import PEERS, PeerNotInstalled
+    from eval.peers.envs import require_ready
+
+    for name in peer or []:
+        if name not in PEERS:
+            raise _fail_plain(f"unknown peer {name!r}; expected one of {', '.join(PEERS)}")
+        try:
+            require_ready(PEERS[name])
+        except PeerNotInstalled as exc:
+            raise _fail_plain(str(exc)) from None
     try:
         sizes = parse_batch_sizes(batch_sizes)
     except ValueError as exc:
@@ -77,7 +91,9 @@ def bench_command(
         raise _fail(f"no built data in {data_dir}: run `sahay data build` or pass --texts FILE")
 
     with console.status("benchmarking") as status:
-        report = run_bench(models, bench_texts, sizes, seconds, threads=threads, on_step=status.update)
+        report = run_bench(
+            models, bench_texts, sizes, seconds, threads=threads, on_step=status.update, peers=peer or []
+        )
     report["settings"]["source"] = str(texts or data_dir)
     console.print(bench_table(report))
     m = report["machine"]
@@ -117,7 +133,7 @@ def bench_table(report: dict) -> Table:
                 f"{lat['p50']:.2f}",
                 f"{lat['p95']:.2f}",
                 f"{lat['p99']:.2f}",
-                f"{m['peak_rss_mb']:.0f}" if first else "",
+                _fmt(m["peak_rss_mb"], ".0f") if first else "",
                 _fmt(m["gflop_per_text"], ".2f") if first else "",
                 _fmt(None if fraction is None else 100 * fraction, ".1f"),
             )

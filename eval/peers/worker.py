@@ -41,6 +41,18 @@ class RequestError(Exception):
     """A request the worker answers with an error reply."""
 
 
+def _peak_rss_mb() -> float | None:
+    """This worker's peak resident memory (Linux VmHWM), for `sahay bench --peer`."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def _protocol_stream():
     """The original stdout for replies; fd 1 and sys.stdout then go to stderr."""
     stream = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
@@ -107,6 +119,7 @@ class Worker:
         if op == "stats":
             stats = {"batches": self.batches, "texts": self.texts, "errors": self.errors}
             stats["score_seconds"] = round(self.score_seconds, 6)
+            stats["peak_rss_mb"] = _peak_rss_mb()
             if callable(getattr(self.adapter, "stats", None)):
                 stats.update(self.adapter.stats())
             return {"stats": stats}

@@ -445,3 +445,26 @@ def test_suicide_text_predictor_matches_its_own_predict_tweet(stp, peers_cache):
     confidence = float(found.group(2)) / 100
     expected = confidence if found.group(1) == "SUICIDE" else 1 - confidence
     assert stp.at_risk([text])[0] == pytest.approx(expected, abs=1e-3)
+
+
+def test_bench_measures_a_peer_like_a_model(fake_spec):
+    from eval.bench import bench_peer
+
+    result = bench_peer(fake_spec, ["a", "bb", "ccc"], batch_sizes=(1, 4), seconds=0.05, python=sys.executable)
+    assert result["kind"] == "peer" and result["path"] == "fake-peer"
+    assert [b["batch_size"] for b in result["batches"]] == [1, 4]
+    for b in result["batches"]:
+        assert b["texts_per_s"] > 0 and 0 < b["latency_ms"]["p50"] <= b["latency_ms"]["p95"] <= b["latency_ms"]["p99"]
+    assert result["peak_rss_mb"] > 0 and result["gflop_per_text"] is None
+
+
+def test_bench_refuses_unknown_and_missing_peers(tmp_path):
+    texts = tmp_path / "t.txt"
+    texts.write_text("one\ntwo\n")
+    from cli import app
+
+    args = ["bench", "--texts", str(texts), "--out", str(tmp_path / "b.json")]
+    unknown = runner.invoke(app, [*args, "--peer", "nope"])
+    assert unknown.exit_code == 2 and "unknown peer 'nope'" in unknown.output
+    missing = runner.invoke(app, [*args, "--peer", "rrt-advocate"])  # SAHAY_CACHE_DIR is a fresh tmp dir in tests
+    assert missing.exit_code == 2 and "sahay eval peers setup" in missing.output
