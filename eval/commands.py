@@ -173,6 +173,9 @@ def eval_command(
         list[str] | None,
         typer.Option("--peer", help="a peer classifier beside the models (`sahay eval peers list`); repeatable"),
     ] = None,
+    speed: Annotated[
+        bool, typer.Option("--speed/--no-speed", help="also measure texts/s and latency (as `sahay bench`)")
+    ] = False,
 ) -> None:
     """Evaluate model artifacts on labelled data; write metrics.json and a self-contained report.html."""
     import time
@@ -212,6 +215,8 @@ def eval_command(
         for scorer in scorers:
             if hasattr(scorer, "close"):
                 scorer.close()
+    if speed:
+        result["speed"] = speed_by_model(models, names, peer or [], dataset.texts)
 
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.json"
@@ -219,6 +224,20 @@ def eval_command(
     report_path = write_report(result, dataset, out / "report.html")
     console.print(eval_table(result))
     console.print(f"wrote {metrics_path} and {report_path} in {time.perf_counter() - started:.1f}s", highlight=False)
+
+
+SPEED_BATCH_SIZES = (1, 32)
+
+
+def speed_by_model(models: list[Path], names: list[str], peers: list[str], texts: list[str]) -> dict:
+    """`sahay bench` on the evaluation texts, keyed by the names the quality tables use, so one report (and
+    one table on screen) holds quality and speed side by side."""
+    from eval.bench import run_bench
+
+    with console.status("measuring speed") as status:
+        report = run_bench(models, texts, SPEED_BATCH_SIZES, seconds=2.0, on_step=status.update, peers=peers)
+    by_name = dict(zip([*names, *peers], report["models"], strict=True))
+    return {"machine": report["machine"], "settings": report["settings"], "models": by_name}
 
 
 def open_peers(names: list[str]) -> list:
@@ -259,6 +278,12 @@ def robustness_by_model(scorers, dataset, result: dict, seed: int) -> dict:
     return out
 
 
+def _speed_cell(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    return " / ".join(f"{b['texts_per_s']:.0f}" for b in entry["batches"])
+
+
 def _figure(figure: dict | None) -> str:
     if not figure or figure["value"] is None:
         return "-"
@@ -275,6 +300,9 @@ def eval_table(result: dict) -> Table:
     for name in ("signal", "model", "threshold", "precision", "recall", "F1 [95% CI]", "PR-AUC", "ROC-AUC"):
         table.add_column(name, justify="left" if name in ("signal", "model") else "right")
     table.add_column("alerts/10k", justify="right")
+    speed = result.get("speed", {}).get("models", {})
+    if speed:
+        table.add_column("texts/s b=1 / b=32", justify="right")
     for signal, block in result["signals"].items():
         for i, (name, figures) in enumerate(block["models"].items()):
             model = next(m for m in result["models"] if m["name"] == name)
@@ -291,5 +319,6 @@ def eval_table(result: dict) -> Table:
                 _figure(figures["pr_auc"]),
                 _figure(figures["roc_auc"]),
                 _fmt(alerts, ".1f"),
+                *([_speed_cell(speed.get(name))] if speed else []),
             )
     return table

@@ -234,3 +234,18 @@ def test_cli_refuses_an_unknown_peer(artifacts, tmp_path):
     args = ["eval", "-m", str(artifacts[0]), "--input", str(export), "--out", str(tmp_path / "out")]
     result = runner.invoke(app, [*args, "--peer", "no-such-peer"])
     assert result.exit_code == 2 and "unknown peer 'no-such-peer'" in result.output
+
+
+def test_cli_speed_puts_quality_and_speed_in_one_table(artifacts, tmp_path):
+    export = write_export(tmp_path / "export.csv", make_rows(3, seed=6, flips=1))
+    out = tmp_path / "out"
+    args = ["eval", "-m", str(artifacts[0]), "-m", str(artifacts[1]), "--input", str(export), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--bootstrap", "0", "--no-robustness", "--speed"])
+    assert result.exit_code == 0, result.output
+    assert "texts/s b=1 / b=32" in result.output
+    speed = json.loads((out / "metrics.json").read_text())["speed"]
+    assert set(speed["models"]) == {"sharp", "blunt"} and speed["machine"]["matmul_gflops"] > 0
+    for entry in speed["models"].values():
+        assert [b["batch_size"] for b in entry["batches"]] == [1, 32]
+        assert all(b["texts_per_s"] > 0 for b in entry["batches"])
+    assert "<h2>Speed</h2>" in (out / "report.html").read_text()
