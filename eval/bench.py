@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.flops import encoder_flops_per_text, matmul_gflops
+from model.backends import default_threads, e5_member
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 MIN_CALLS = 3
@@ -75,11 +76,6 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def default_threads(threads: int | None = None) -> int:
-    """The intra-op threads the e5 backend uses by default (model/backends/e5.py), so the ceiling matches it."""
-    return threads or int(os.environ.get("SAHAY_THREADS", 0)) or os.cpu_count() or 1
-
-
 def machine_info(threads: int | None = None, seconds: float = 1.0) -> dict:
     """CPU, thread counts and the fp32 matmul ceiling, measured with the threads the models will use."""
     import torch
@@ -100,10 +96,6 @@ def machine_info(threads: int | None = None, seconds: float = 1.0) -> dict:
         "matmul_gflops": gflops,
         "matmul": "fp32 torch.mm 1024x1024",
     }
-
-
-def _e5_member(backend):
-    return backend if backend.kind == "e5" else getattr(backend, "e5", None)
 
 
 def _measure(predict: Callable[[list[str]], object], texts: Sequence[str], batch_size: int, seconds: float) -> dict:
@@ -172,7 +164,7 @@ def bench_model(
         "tokens_per_text": None,
         "gflop_per_text": None,
     }
-    e5 = _e5_member(clf.backend)
+    e5 = e5_member(clf.backend)
     if e5 is not None:
         encoder_config = e5.module.encoder.config
         prepared = [e5.config.prefix + RiskClassifier._prepare(t) for t in texts]

@@ -27,6 +27,7 @@ from data.normalize import normalize
 from data.settings import PUBLIC_SOURCES
 from data.taxonomy import LABELS
 from data.transliterate import has_devanagari, to_latin
+from model.backends import e5_member
 from model.card import write_model_card
 from model.classifier import RiskClassifier
 from model.config import TrainConfig
@@ -199,14 +200,9 @@ def largest_drop(reference: dict, candidate: dict) -> float:
     return max((ref[k] - cand.get(k, 0.0) for k in ref), default=0.0)
 
 
-def e5_member(clf: RiskClassifier):
-    backend = clf.backend
-    return backend if backend.kind == "e5" else getattr(backend, "e5", None)
-
-
 def try_int8(clf: RiskClassifier, validation: Dataset, max_drop: float | None) -> dict | None:
     """Switch the e5 encoder to int8 (recalibrated on validation) when validation figures drop <= max_drop."""
-    member = e5_member(clf)
+    member = e5_member(clf.backend)
     if member is None or max_drop is None:
         return None
     fp32 = (split_metrics(clf, validation), clf.temperature, dict(clf.operating_points))
@@ -232,7 +228,7 @@ def fit_one(
 ) -> RiskClassifier:
     clf = make_classifier(config)
     if teacher is not None and config.distill.init == "teacher":
-        e5_member(clf).start_from(e5_member(teacher))
+        e5_member(clf.backend).start_from(e5_member(teacher.backend))
     clf.fit(
         rows["text"],
         rows["label_set"],

@@ -6,6 +6,7 @@ and explanations, so those work the same for every backend.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -53,3 +54,13 @@ def backend_class(kind: str) -> type[Backend]:
 
         return EnsembleBackend
     raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf', 'e5' or 'ensemble'")
+
+
+def e5_member(backend: Backend):
+    """The e5 encoder backend inside a backend (itself, or an ensemble's member), or None for the baseline."""
+    return backend if backend.kind == "e5" else getattr(backend, "e5", None)
+
+
+def default_threads(threads: int | None = None) -> int:
+    """CPU threads for inference: the argument, else SAHAY_THREADS, else every core."""
+    return threads or int(os.environ.get("SAHAY_THREADS", 0)) or os.cpu_count() or 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 from pathlib import Path
 
@@ -97,8 +96,9 @@ class E5Backend:
         self._set_threads()
 
     def _set_threads(self) -> None:
-        threads = self.config.threads or int(os.environ.get("SAHAY_THREADS", 0)) or os.cpu_count() or 1
-        torch.set_num_threads(threads)
+        from model.backends import default_threads
+
+        torch.set_num_threads(default_threads(self.config.threads))
 
     # -- batching -------------------------------------------------------------------------------------------
     def _encode(self, texts: list[str]) -> list[list[int]]:
