@@ -8,6 +8,7 @@ from data.commands import app as data_app
 from eval.commands import bench_command, eval_command
 from eval.peers.commands import eval_group
 from model.commands import model_app, train_command
+from serve.commands import serve_command
 
 app = typer.Typer(
     help="Sahay: self-harm-risk text classification for in-app support and moderation queues.",
@@ -17,11 +18,11 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.command("train")(train_command)
+app.command("serve")(serve_command)
 app.command("bench")(bench_command)
 app.add_typer(eval_group(eval_command), name="eval")
 
 PLANNED = {
-    "serve": ("Start the classification API.", 5),
     "score": ("Score a file of texts in bulk.", 7),
     "queue": ("Operate the moderation queue.", 6),
     "keys": ("Create and revoke API keys.", 5),

@@ -1,0 +1,26 @@
+"""Serving settings from the environment (prefix `SAHAY_`), e.g. `SAHAY_MODEL_PATH`, `SAHAY_MAX_ITEMS`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """What the classification service needs; nothing here identifies a user, a device or a network."""
+
+    model_config = SettingsConfigDict(env_prefix="SAHAY_", extra="ignore")
+
+    model_path: Path = Path("artifacts/model")
+    """Artifact directory written by `RiskClassifier.save` / `sahay train`; loaded once at startup."""
+    max_items: int = Field(64, ge=1)
+    """Most items in one request; more is refused with 413."""
+    max_text_chars: int = Field(5000, ge=1)
+    """Longest text of one item; a longer one gets its own error entry."""
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest request body; bigger is refused with 413 before it is parsed."""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "INFO"
