@@ -13,39 +13,14 @@ from data.taxonomy import LABELS
 from eval.bench import bench_model, load_texts, peak_rss_mb
 from eval.flops import encoder_flops_per_text, matmul_gflops
 from model.classifier import RiskClassifier
+from tests.neutral_texts import SENTENCES, neutral_tfidf_artifact
 
 runner = CliRunner()
-
-# Made-up, benign sentences; the label each one gets only has to make the fit possible.
-SENTENCES = [
-    "the bus was late again this morning",
-    "we planted tomatoes in the garden",
-    "my cat sleeps on the keyboard",
-    "the library opens at nine",
-    "kal cricket match dekhne chalenge",
-    "chai bahut achhi bani hai aaj",
-    "the recipe needs two cups of flour",
-    "our team won the quiz night",
-    "please bring an umbrella tomorrow",
-    "the train to pune was crowded",
-    "she painted the door bright blue",
-    "exam results come out on friday",
-    "he fixed the bicycle chain himself",
-    "the new phone has a better camera",
-    "we watched the sunset from the roof",
-    "mummy ne aaj paratha banaya",
-    "the meeting moved to thursday",
-    "they adopted a puppy last week",
-    "the shop sells fresh mangoes",
-    "traffic on the highway was slow",
-]
 
 
 @pytest.fixture(scope="module")
 def tiny_tfidf(tmp_path_factory):
-    labels = [LABELS[i % len(LABELS)] for i in range(len(SENTENCES))]
-    clf = RiskClassifier.baseline(min_df=1, max_iter=50).fit(SENTENCES, labels, eval_set=(SENTENCES, labels))
-    return clf.save(tmp_path_factory.mktemp("tfidf-artifact"))
+    return neutral_tfidf_artifact(tmp_path_factory.mktemp("tfidf-artifact"))
 
 
 def test_encoder_flops_match_a_hand_computed_value():

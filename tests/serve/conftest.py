@@ -12,34 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from data.taxonomy import LABELS
 from model.classifier import RiskClassifier
+from tests.neutral_texts import neutral_tfidf_artifact
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Made-up, benign sentences; the label each one gets only has to make the fit possible.
-SENTENCES = [
-    "the bus was late again this morning",
-    "we planted tomatoes in the garden",
-    "my cat sleeps on the keyboard",
-    "the library opens at nine",
-    "kal cricket match dekhne chalenge",
-    "chai bahut achhi bani hai aaj",
-    "the recipe needs two cups of flour",
-    "our team won the quiz night",
-    "please bring an umbrella tomorrow",
-    "the train to pune was crowded",
-    "she painted the door bright blue",
-    "exam results come out on friday",
-    "he fixed the bicycle chain himself",
-    "the new phone has a better camera",
-    "we watched the sunset from the roof",
-    "mummy ne aaj paratha banaya",
-    "the meeting moved to thursday",
-    "they adopted a puppy last week",
-    "the shop sells fresh mangoes",
-    "traffic on the highway was slow",
-]
 
 MAX_ITEMS = 16
 MAX_TEXT_CHARS = 200
@@ -47,9 +24,7 @@ MAX_TEXT_CHARS = 200
 
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory) -> Path:
-    labels = [LABELS[i % len(LABELS)] for i in range(len(SENTENCES))]
-    clf = RiskClassifier.baseline(min_df=1, max_iter=50).fit(SENTENCES, labels, eval_set=(SENTENCES, labels))
-    return clf.save(tmp_path_factory.mktemp("serve-artifact"))
+    return neutral_tfidf_artifact(tmp_path_factory.mktemp("serve-artifact"))
 
 
 @pytest.fixture(scope="session")
