@@ -32,6 +32,8 @@ MAX_CALLS = 500
 # -- texts -------------------------------------------------------------------------------------------------------
 def load_texts(path: Path) -> list[str]:
     """Texts from a file: one per line (.txt) or the "text" field of each line (.jsonl); blank lines skipped."""
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
     texts = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -79,8 +79,6 @@ def bench_command(
     from eval.bench import load_texts, run_bench, split_texts
 
     if texts is not None:
-        if not texts.is_file():
-            raise _fail(f"{texts} does not exist")
         try:
             bench_texts = load_texts(texts)
         except ValueError as exc:

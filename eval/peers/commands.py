@@ -110,8 +110,6 @@ def score_command(
     from eval.bench import load_texts
     from eval.dataset import EvalInputError
 
-    if not texts.is_file():
-        raise _fail(f"{texts} does not exist")
     try:
         items = load_texts(texts)
     except ValueError as exc:
