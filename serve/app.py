@@ -21,7 +21,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from serve import logging as slog
+from serve import metrics
+from serve.admin_api import router as admin_router
 from serve.privacy import find_identifier, refusal_message
+from serve.resources_api import router as resources_router
 from serve.schemas import ClassifyItem, ClassifyRequest, ClassifyResponse, ItemError, ItemResult
 from serve.settings import ServeSettings
 
@@ -95,6 +98,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.classifier = None
     predict_lock = threading.Lock()
+    metrics.install(app)
+    app.include_router(resources_router)
+    app.include_router(admin_router)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next):
@@ -183,6 +189,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                     lang=d["lang"],
                     model_version=d["model_version"],
                 )
+        for result in results:
+            if isinstance(result, ItemResult):
+                metrics.observe_item(request.app, result.label, [])
         request.state.counts = {"items": len(results), "item_errors": len(results) - len(good)}
         return ClassifyResponse(model_version=classifier.version, results=results)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SERVE_DIR = Path(__file__).resolve().parent
+
 
 class ServeSettings(BaseSettings):
     """What the classification service needs; nothing here identifies a user, a device or a network."""
@@ -21,6 +23,20 @@ class ServeSettings(BaseSettings):
     """Longest text of one item; a longer one gets its own error entry."""
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     """Largest request body; bigger is refused with 413 before it is parsed."""
+    policy_path: Path = SERVE_DIR / "policy.yaml"
+    """Versioned policy (signal x operating point x surface x country -> actions); validated at start."""
+    helplines_path: Path = SERVE_DIR / "helplines.yaml"
+    """Helpline directory: each entry with its source and last-verified date."""
+    show_unverified_helplines: bool = False
+    """Entries not yet verified are hidden unless this is set."""
+    database_url: str = "sqlite:///var/sahay.db"
+    """Where API keys (and the moderation queue) are kept: SQLite (WAL) by default, PostgreSQL in production."""
+    queue_max: int = Field(256, ge=1)
+    """Most texts waiting for the model; a request that would pass it gets 503 with Retry-After."""
+    batch_wait_ms: float = Field(5.0, ge=0)
+    """How long the first waiting text waits for others to share its forward pass."""
+    max_batch: int = Field(64, ge=1)
+    """Most texts in one forward pass."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
