@@ -9,6 +9,7 @@ from eval.commands import bench_command, eval_command
 from eval.peers.commands import eval_group
 from model.commands import model_app, train_command
 from serve.commands import serve_command
+from serve.keys_commands import keys_app
 
 app = typer.Typer(
     help="Sahay: self-harm-risk text classification for in-app support and moderation queues.",
@@ -21,11 +22,11 @@ app.command("train")(train_command)
 app.command("serve")(serve_command)
 app.command("bench")(bench_command)
 app.add_typer(eval_group(eval_command), name="eval")
+app.add_typer(keys_app, name="keys")
 
 PLANNED = {
     "score": ("Score a file of texts in bulk.", 7),
     "queue": ("Operate the moderation queue.", 6),
-    "keys": ("Create and revoke API keys.", 5),
 }
 
 

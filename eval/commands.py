@@ -44,15 +44,71 @@ def bench_command(
     texts: Annotated[
         Path | None, typer.Option(help="texts to use instead: .txt (one per line) or .jsonl (field 'text')")
     ] = None,
-    out: Annotated[Path, typer.Option(help="JSON report to write")] = Path("artifacts/bench/bench.json"),
-    seconds: Annotated[float, typer.Option(help="time budget per model and batch size, in seconds")] = 2.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="JSON report to write (default: artifacts/bench/bench.json, with --http bench_http.json)"),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(help="time budget per model and batch size (with --http: per concurrency level), in s")
+    ] = 2.0,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: SAHAY_THREADS or all cores)")] = None,
     peer: Annotated[
         list[str] | None,
         typer.Option("--peer", help="also measure a peer (`sahay eval peers setup NAME` first); repeatable"),
     ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="URL",
+            help="measure a running service at this base URL instead of model artifacts (single-item requests)",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SAHAY_API_KEY", show_default=False, help="with --http: API key, sent as a Bearer token"),
+    ] = None,
+    concurrency: Annotated[
+        str, typer.Option(help="with --http: comma-separated numbers of requests in flight")
+    ] = "1,8,32",
 ) -> None:
-    """Measure throughput, latency, memory and compute of model artifacts and peers, each in a fresh process."""
+    """Measure throughput, latency, memory and compute of model artifacts and peers, each in a fresh process;
+    with --http, requests/s and latency of a running service at each concurrency."""
+    if http is not None:  # a running service, over HTTP only (eval/bench_http.py)
+        from eval.bench import load_texts
+        from eval.bench_http import (
+            NEUTRAL_TEXTS,
+            BenchHTTPError,
+            bench_http_table,
+            goal_line,
+            parse_concurrency,
+            run_http_bench,
+        )
+
+        if model or peer:
+            raise _fail("--http measures a running service; leave out --model and --peer")
+        if seconds <= 0:
+            raise _fail("--seconds must be positive")
+        try:
+            levels = parse_concurrency(concurrency)
+            bench_texts = load_texts(texts) if texts is not None else NEUTRAL_TEXTS
+        except ValueError as exc:
+            raise _fail_plain(str(exc)) from None
+        try:
+            with console.status("benchmarking") as status:
+                report = run_http_bench(http, bench_texts, levels, seconds, api_key or None, on_step=status.update)
+        except BenchHTTPError as exc:
+            raise _fail_plain(str(exc)) from None
+        report["settings"]["source"] = str(texts) if texts is not None else "built-in neutral texts (~40 tokens)"
+        console.print(bench_http_table(report))
+        if report["goal"] is not None:
+            console.print(goal_line(report["goal"]), highlight=False)
+        out = out or Path("artifacts/bench/bench_http.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"wrote {out}", highlight=False)
+        return
+    out = out or Path("artifacts/bench/bench.json")
     from model.classifier import MANIFEST
 
     models = model or ([] if peer else [DEFAULT_MODEL])

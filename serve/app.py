@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +22,15 @@ from starlette.concurrency import run_in_threadpool
 from serve import logging as slog
 from serve import metrics
 from serve.admin_api import router as admin_router
+from serve.auth import require_role
+from serve.batcher import MicroBatcher, Overloaded, ShuttingDown
+from serve.db import make_engine, migrate
+from serve.helplines import HelplineDirectoryError, cached_directory
+from serve.keys import KeyStore
+from serve.policy import PolicyError, load_policy
 from serve.privacy import find_identifier, refusal_message
 from serve.resources_api import router as resources_router
-from serve.schemas import ClassifyItem, ClassifyRequest, ClassifyResponse, ItemError, ItemResult
+from serve.schemas import ClassifyItem, ClassifyRequest, ClassifyResponse, ErrorResponse, ItemError, ItemResult
 from serve.settings import ServeSettings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -69,8 +74,11 @@ def _parse_body(raw: bytes, settings: ServeSettings) -> ClassifyRequest:
         raise RequestRefused(422, _item_error(exc)) from None
 
 
-def create_app(settings: ServeSettings | None = None) -> FastAPI:
-    """The app; with no settings they are read from the environment (`SAHAY_MODEL_PATH`, ...)."""
+def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAPI], None] | None = None) -> FastAPI:
+    """The app; with no settings they are read from the environment (`SAHAY_MODEL_PATH`, ...).
+
+    `on_ready(app)` runs once the model is loaded (the main command prints its example request there).
+    """
     settings = settings or ServeSettings()
     log = slog.configure(settings.log_level)
 
@@ -78,26 +86,62 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from model.classifier import RiskClassifier
 
+        try:
+            policy = load_policy(settings.policy_path)  # a bad policy stops the start, naming the line
+        except PolicyError as exc:
+            slog.log_event(log, "policy_invalid", logging.ERROR, problems=exc.problems)
+            raise
+        app.state.policy = policy
+        try:
+            cached_directory(settings.helplines_path)  # a broken directory stops the start too
+        except HelplineDirectoryError as exc:
+            slog.log_event(log, "helplines_invalid", logging.ERROR, problem=str(exc))
+            raise
+        await run_in_threadpool(migrate, settings.database_url)
+        engine = make_engine(settings.database_url)
+        app.state.keystore = KeyStore(engine)
         started = time.perf_counter()
         try:
             classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path)
         except Exception:
             slog.log_event(log, "model_load_failed", logging.ERROR, model_path=str(settings.model_path))
             raise
+        try:
+            policy.check_operating_points(set(classifier.operating_points))
+        except PolicyError as exc:
+            slog.log_event(log, "policy_invalid", logging.ERROR, problems=exc.problems)
+            raise
+        batcher = MicroBatcher(
+            lambda texts: classifier.predict(texts, explain="flagged"),
+            max_batch=settings.max_batch,
+            wait_ms=settings.batch_wait_ms,
+            queue_max=settings.queue_max,
+            on_batch=lambda n: metrics.observe_batch(app, n),
+            on_depth=lambda n: metrics.set_queue_depth(app, n),
+        )
+        await batcher.start()
+        app.state.batcher = batcher
+        app.state.thresholds = {name: point.threshold for name, point in classifier.operating_points.items()}
         app.state.classifier = classifier
+        metrics.set_model(app, classifier.version)
         slog.log_event(
             log,
             "model_loaded",
             model_version=classifier.version,
+            policy_version=policy.version,
             load_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        if on_ready is not None:
+            on_ready(app)
         yield
-        app.state.classifier = None
+        app.state.classifier = None  # /readyz turns 503 while the accepted work finishes
+        await batcher.stop()
+        engine.dispose()
+        slog.log_event(log, "stopped")
 
     app = FastAPI(title="Sahay", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.classifier = None
-    predict_lock = threading.Lock()
     metrics.install(app)
     app.include_router(resources_router)
     app.include_router(admin_router)
@@ -138,10 +182,27 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             return JSONResponse({"status": "loading"}, status_code=503)
         return JSONResponse({"status": "ready", "model_version": classifier.version})
 
+    item_schema = ClassifyItem.model_json_schema()
+    item_schema["properties"]["text"]["maxLength"] = settings.max_text_chars
+    body_schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item_schema, "minItems": 1, "maxItems": settings.max_items}},
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+
     @app.post(
         "/v1/classify",
+        dependencies=[Depends(require_role("service"))],
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}},
         response_model=ClassifyResponse,
-        responses={413: {"description": "Too many items"}, 422: {"description": "Refused request"}},
+        responses={
+            401: {"description": "Missing, unknown or revoked API key", "model": ErrorResponse},
+            403: {"description": "The key's role may not classify", "model": ErrorResponse},
+            413: {"description": "Too many items or too large a body", "model": ErrorResponse},
+            422: {"description": "Refused request (identifiers, malformed JSON, bad envelope)", "model": ErrorResponse},
+            503: {"description": "Queue full (see Retry-After) or model not loaded", "model": ErrorResponse},
+        },
     )
     async def classify(request: Request) -> Any:
         classifier = request.app.state.classifier
@@ -170,44 +231,54 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             results.append(None)
 
         if good:
-
-            def predict():
-                with predict_lock:
-                    return classifier.predict([item.text for _, item in good], explain="flagged")
-
-            predictions = await run_in_threadpool(predict)
+            try:
+                predictions = await request.app.state.batcher.classify([item.text for _, item in good])
+            except Overloaded as exc:
+                request.state.counts = {"items": len(results), "shed": True}
+                return JSONResponse(
+                    {"detail": f"{exc}; nothing was classified"},
+                    status_code=503,
+                    headers={"Retry-After": str(exc.retry_after)},
+                )
+            except ShuttingDown:
+                return JSONResponse({"detail": "the service is shutting down; retry on another instance"}, 503)
+            policy = request.app.state.policy
+            thresholds = request.app.state.thresholds
             for (index, item), pred in zip(good, predictions, strict=True):
                 d = pred.to_dict()
+                signals = {"at_risk": d["at_risk"], "urgent": d["urgent"], "violating": d["violating"]}
+                decision = policy.decide(signals, thresholds, item.surface, item.country)
                 results[index] = ItemResult(
                     id=item.id,
                     label=d["label"],
                     probabilities=d["probabilities"],
-                    at_risk=d["at_risk"],
-                    urgent=d["urgent"],
-                    violating=d["violating"],
+                    **signals,
                     spans=d["spans"],
                     lang=d["lang"],
+                    decision=decision.to_dict(),
                     model_version=d["model_version"],
                 )
+                metrics.observe_item(request.app, d["label"], decision.action_names)
         for result in results:
-            if isinstance(result, ItemResult):
-                metrics.observe_item(request.app, result.label, [])
+            if isinstance(result, ItemError):
+                metrics.observe_item_error(request.app)
         request.state.counts = {"items": len(results), "item_errors": len(results) - len(good)}
         return ClassifyResponse(model_version=classifier.version, results=results)
 
     return app
 
 
-def main(**overrides) -> None:
+def main(on_ready: Callable[[FastAPI], None] | None = None, **overrides) -> None:
     """Run the service with settings from the environment (non-None `overrides` win), JSON logs, no access log."""
     import uvicorn
 
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, on_ready=on_ready),
         host=settings.host,
         port=settings.port,
         access_log=False,
         log_config=slog.uvicorn_log_config(settings.log_level),
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )

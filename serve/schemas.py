@@ -49,6 +49,23 @@ class Span(BaseModel):
     weight: float
 
 
+class PolicyAction(BaseModel):
+    type: Literal["interstitial", "enqueue", "limit_distribution", "none"]
+    kind: str | None = None
+    """Interstitial kind: author_support, search_support or viewer_warning."""
+    priority: int | None = None
+    """Queue priority (1 = most urgent)."""
+    sla_minutes: int | None = None
+    """How soon a human should look at the queued item."""
+
+
+class PolicyDecision(BaseModel):
+    actions: list[PolicyAction]
+    rule: str | None
+    """The policy rule that fired (None: no rule, no action)."""
+    policy_version: str
+
+
 class ItemResult(BaseModel):
     id: str
     label: str
@@ -58,6 +75,7 @@ class ItemResult(BaseModel):
     violating: float
     spans: list[Span]
     lang: str
+    decision: PolicyDecision
     model_version: str
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVE_DIR = Path(__file__).resolve().parent
@@ -37,6 +37,17 @@ class ServeSettings(BaseSettings):
     """How long the first waiting text waits for others to share its forward pass."""
     max_batch: int = Field(64, ge=1)
     """Most texts in one forward pass."""
+    shutdown_grace_s: int = Field(30, ge=1)
+    """On SIGTERM: stop accepting, finish accepted work for at most this long, then exit."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _queue_holds_a_request(self) -> ServeSettings:
+        if self.queue_max < self.max_items:
+            raise ValueError(
+                f"SAHAY_QUEUE_MAX ({self.queue_max}) must be at least SAHAY_MAX_ITEMS ({self.max_items}): "
+                "otherwise a full request could never be accepted"
+            )
+        return self

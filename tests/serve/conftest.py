@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from model.classifier import RiskClassifier
+from serve.keys import create_key
 from tests.neutral_texts import neutral_tfidf_artifact
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,27 +40,41 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, base_url: str, log_path: Path, process: subprocess.Popen):
+    def __init__(self, base_url: str, log_path: Path, process: subprocess.Popen, database_url: str):
         self.base_url = base_url
         self.log_path = log_path
         self.process = process
+        self.database_url = database_url
+        self._keys: dict[str, str] = {}
+
+    def key(self, role: str) -> str:
+        """An API key with `role` in this server's database (made once per role)."""
+        if role not in self._keys:
+            self._keys[role] = create_key(self.database_url, role, f"tests-{role}")
+        return self._keys[role]
+
+    def auth_headers(self, role: str = "service") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key(role)}"}
 
     def logs(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-@pytest.fixture(scope="session")
-def server(tiny_artifact, tmp_path_factory) -> Server:
+def start_server(artifact: Path, log_dir: Path, **env_overrides: str) -> Server:
+    """A real `serve.app.main()` in a subprocess on a free port, ready (/readyz 200) when this returns."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve-logs") / "stderr.log"
+    log_path = log_dir / f"stderr-{port}.log"
+    database_url = env_overrides.pop("SAHAY_DATABASE_URL", f"sqlite:///{log_dir / f'sahay-{port}.db'}")
     env = {
         **os.environ,
-        "SAHAY_MODEL_PATH": str(tiny_artifact),
+        "SAHAY_MODEL_PATH": str(artifact),
         "SAHAY_HOST": "127.0.0.1",
         "SAHAY_PORT": str(port),
         "SAHAY_MAX_ITEMS": str(MAX_ITEMS),
         "SAHAY_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
+        "SAHAY_DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
+        **env_overrides,
     }
     with open(log_path, "wb") as stderr:
         process = subprocess.Popen(
@@ -70,31 +85,42 @@ def server(tiny_artifact, tmp_path_factory) -> Server:
             stderr=stderr,
         )
     base_url = f"http://127.0.0.1:{port}"
-    srv = Server(base_url, log_path, process)
+    srv = Server(base_url, log_path, process, database_url)
     deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{srv.logs()[-2000:]}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return srv
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(srv)
+            pytest.fail(f"server not ready in 60 s:\n{srv.logs()[-2000:]}")
+        time.sleep(0.2)
+
+
+def stop_server(srv: Server) -> int:
+    """SIGTERM, then SIGKILL after 10 s; the exit code."""
+    srv.process.terminate()
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{srv.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in 60 s:\n{srv.logs()[-2000:]}")
-            time.sleep(0.2)
+        return srv.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()
+        return srv.process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_artifact, tmp_path_factory) -> Server:
+    srv = start_server(tiny_artifact, tmp_path_factory.mktemp("serve-logs"))
+    try:
         yield srv
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(srv)
 
 
 @pytest.fixture
 def client(server) -> httpx.Client:
-    with httpx.Client(base_url=server.base_url, timeout=30) as c:
+    with httpx.Client(base_url=server.base_url, timeout=30, headers=server.auth_headers("service")) as c:
         yield c

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from data.taxonomy import LABELS
+from model.classifier import RiskClassifier
 from serve.app import create_app
 from serve.settings import ServeSettings
 from tests.serve.conftest import MAX_ITEMS, MAX_TEXT_CHARS
@@ -17,7 +18,18 @@ from tests.serve.conftest import MAX_ITEMS, MAX_TEXT_CHARS
 MARKER_A = "the purple giraffe reads the timetable quietly"
 MARKER_B = "kal subah library mein milte hain"
 
-RESULT_FIELDS = {"id", "label", "probabilities", "at_risk", "urgent", "violating", "spans", "lang", "model_version"}
+RESULT_FIELDS = {
+    "id",
+    "label",
+    "probabilities",
+    "at_risk",
+    "urgent",
+    "violating",
+    "spans",
+    "lang",
+    "decision",
+    "model_version",
+}
 
 
 def item(id_: str, text: str = MARKER_A, surface: str = "post", **extra) -> dict:
@@ -162,3 +174,28 @@ def test_sahay_serve_refuses_a_missing_model(tmp_path):
 
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path)])
     assert result.exit_code == 2 and "not a model artifact" in result.output
+
+
+def test_each_result_carries_the_policy_decision_for_its_surface_and_country(client, tiny_artifact):
+    from serve.policy import load_policy
+    from serve.settings import SERVE_DIR
+
+    policy = load_policy(SERVE_DIR / "policy.yaml")
+    thresholds = {k: p.threshold for k, p in RiskClassifier.load(tiny_artifact).operating_points.items()}
+    items = [
+        item(f"{surface}-{country}", text, surface, country=country)
+        for surface in ("post", "search", "chat")
+        for country in ("IN", None)
+        for text in (MARKER_A, MARKER_B)
+    ]
+    r = client.post("/v1/classify", json={"items": items})
+    assert r.status_code == 200, r.text
+    for sent, res in zip(items, r.json()["results"], strict=True):
+        signals = {k: res[k] for k in ("at_risk", "urgent", "violating")}
+        expected = policy.decide(signals, thresholds, sent["surface"], sent.get("country"))
+        got = {
+            **res["decision"],
+            "actions": [{k: v for k, v in a.items() if v is not None} for a in res["decision"]["actions"]],
+        }
+        assert got == expected.to_dict()
+        assert res["decision"]["policy_version"] == policy.version_tag
