@@ -38,12 +38,14 @@ def test_size_and_languages(seed):
         assert per_lang[lang] >= 950, lang
 
 
-def test_no_label_under_12_percent_in_any_language(seed):
+def test_no_label_under_11_percent_in_any_language(seed):
+    """Each part a/b holds every label at >= 13%; the everyday parts (*_c: benign negatives, almost all
+    `none`) dilute that, so the floor for a whole language is 11%."""
     for lang in LANGS:
         rows = [r for r in seed.records if r.lang == lang]
         counts = Counter(r.label for r in rows)
         for label in LABELS:
-            assert counts[label] / len(rows) >= 0.12, (lang, label, counts[label])
+            assert counts[label] / len(rows) >= 0.11, (lang, label, counts[label])
 
 
 def test_every_surface_and_hard_case_in_every_language(seed):
