@@ -17,8 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main command: set up, train the default model on first use, start the service with a fresh demo
+# service key and print a working curl example (Ctrl-C stops it gracefully).
 run: setup
 	$(BIN)/sahay train --if-missing
+	$(BIN)/sahay serve --demo-key
 
 lint: setup
 	$(BIN)/ruff check .
