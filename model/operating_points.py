@@ -6,7 +6,7 @@ almost everyone at risk, at the cost of more false alarms); `balanced` maximises
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve
@@ -62,4 +62,10 @@ def choose_operating_points(probs: np.ndarray, masks: np.ndarray) -> dict[str, O
     for name, (signal, criterion, target) in POINTS.items():
         threshold, p, r, f = choose_threshold(scores[signal], signal_targets(masks, signal), criterion, target)
         points[name] = OperatingPoint(signal, threshold, p, r, f, criterion, target)
+    for name, point in points.items():
+        # When the max-F1 point already passes the recall target, the "highest threshold that meets it" lies
+        # above it; a high-recall point must never be less sensitive than the balanced one, so it takes its place.
+        balanced = points.get(f"{point.signal}.balanced")
+        if point.criterion == "recall" and balanced is not None and balanced.threshold < point.threshold:
+            points[name] = replace(balanced, criterion="recall", target_recall=point.target_recall)
     return points

@@ -42,6 +42,23 @@ def test_operating_points_cover_the_named_points():
     assert points["at_risk.balanced"].recall == 1.0
 
 
+def test_high_recall_point_is_never_less_sensitive_than_the_balanced_one():
+    # Perfectly separable scores: max F1 is reached at the lowest positive score (recall 1.0), while the highest
+    # threshold meeting recall 0.95 would sit above it.
+    rng = np.random.default_rng(3)
+    positives, negatives = 0.6 + 0.4 * rng.random(100), 0.5 * rng.random(100)
+    probs = np.zeros((200, 5))
+    probs[:100, 2] = positives  # ideation
+    probs[100:, 2] = negatives
+    probs[:, 4] = 1 - probs[:, 2]  # none
+    masks = label_masks([["ideation"]] * 100 + [["none"]] * 100)
+    points = choose_operating_points(probs, masks)
+    assert points["at_risk.balanced"].recall == 1.0
+    assert points["at_risk.high_recall"].threshold <= points["at_risk.balanced"].threshold
+    assert points["at_risk.high_recall"].recall >= 0.95
+    assert points["at_risk.high_recall"].target_recall == 0.95
+
+
 def test_label_metrics_by_hand():
     probs = np.eye(5)[[0, 0, 2, 4]]
     masks = label_masks([["intent"], ["ideation"], ["ideation"], ["none"]])
