@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from serve import logging as slog
@@ -29,9 +31,11 @@ from serve.helplines import HelplineDirectoryError, cached_directory
 from serve.keys import KeyStore
 from serve.policy import PolicyError, load_policy
 from serve.privacy import find_identifier, refusal_message
+from serve.queue import PSEUDONYM_SECRET_MISSING, Entry, Queue, entry_for
+from serve.queue_api import router as queue_router
 from serve.resources_api import router as resources_router
 from serve.schemas import ClassifyItem, ClassifyRequest, ClassifyResponse, ErrorResponse, ItemError, ItemResult
-from serve.settings import ServeSettings
+from serve.settings import ServeSettings, describe_settings_error
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -100,6 +104,9 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
         await run_in_threadpool(migrate, settings.database_url)
         engine = make_engine(settings.database_url)
         app.state.keystore = KeyStore(engine)
+        app.state.queue = Queue(
+            engine, lease_seconds=settings.lease_seconds, pseudonym_secret=settings.pseudonym_secret
+        )
         started = time.perf_counter()
         try:
             classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path)
@@ -145,6 +152,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
     metrics.install(app)
     app.include_router(resources_router)
     app.include_router(admin_router)
+    app.include_router(queue_router)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next):
@@ -201,7 +209,11 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             403: {"description": "The key's role may not classify", "model": ErrorResponse},
             413: {"description": "Too many items or too large a body", "model": ErrorResponse},
             422: {"description": "Refused request (identifiers, malformed JSON, bad envelope)", "model": ErrorResponse},
-            503: {"description": "Queue full (see Retry-After) or model not loaded", "model": ErrorResponse},
+            503: {
+                "description": "Model queue full (see Retry-After), model not loaded, or the moderation queue could "
+                "not be written (nothing was acknowledged)",
+                "model": ErrorResponse,
+            },
         },
     )
     async def classify(request: Request) -> Any:
@@ -227,6 +239,9 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             except ValidationError as exc:
                 results.append(ItemError(id=item_id, error=_item_error(exc)))
                 continue
+            if item.author_id is not None and not request.app.state.queue.pseudonymises:
+                results.append(ItemError(id=item.id, error=PSEUDONYM_SECRET_MISSING))
+                continue
             good.append((len(results), item))
             results.append(None)
 
@@ -244,6 +259,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
                 return JSONResponse({"detail": "the service is shutting down; retry on another instance"}, 503)
             policy = request.app.state.policy
             thresholds = request.app.state.thresholds
+            to_queue: list[tuple[int, Entry]] = []
             for (index, item), pred in zip(good, predictions, strict=True):
                 d = pred.to_dict()
                 signals = {"at_risk": d["at_risk"], "urgent": d["urgent"], "violating": d["violating"]}
@@ -259,6 +275,22 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
                     model_version=d["model_version"],
                 )
                 metrics.observe_item(request.app, d["label"], decision.action_names)
+                if (entry := entry_for(item, d, decision)) is not None:
+                    to_queue.append((index, entry))
+            if to_queue:  # committed before the response: an acknowledged item is in the queue
+                try:
+                    queue_ids = await run_in_threadpool(
+                        request.app.state.queue.enqueue, [e for _, e in to_queue], request.state.api_key
+                    )
+                except SQLAlchemyError as exc:
+                    slog.log_event(log, "queue_write_failed", logging.ERROR, error=type(exc).__name__)
+                    return JSONResponse(
+                        {"detail": "the moderation queue could not be written; nothing was acknowledged, retry"},
+                        status_code=503,
+                        headers={"Retry-After": "1"},
+                    )
+                for (index, _), queue_id in zip(to_queue, queue_ids, strict=True):
+                    results[index].queue_item_id = queue_id
         for result in results:
             if isinstance(result, ItemError):
                 metrics.observe_item_error(request.app)
@@ -272,7 +304,11 @@ def main(on_ready: Callable[[FastAPI], None] | None = None, **overrides) -> None
     """Run the service with settings from the environment (non-None `overrides` win), JSON logs, no access log."""
     import uvicorn
 
-    settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        sys.stderr.write(f"error: bad setting: {describe_settings_error(exc)}\n")
+        raise SystemExit(2) from None
     uvicorn.run(
         create_app(settings, on_ready=on_ready),
         host=settings.host,

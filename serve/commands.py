@@ -64,12 +64,12 @@ def serve_command(
     from serve.app import main
     from serve.helplines import HelplineDirectoryError, load_directory
     from serve.policy import PolicyError, load_policy
-    from serve.settings import ServeSettings
+    from serve.settings import ServeSettings, describe_settings_error
 
     try:
         settings = ServeSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     except ValidationError as exc:
-        typer.echo(f"error: bad setting: {exc}", err=True)
+        typer.echo(f"error: bad setting: {describe_settings_error(exc)}", err=True)
         raise typer.Exit(2) from None
     path = model or settings.model_path
     if not (Path(path) / MANIFEST).is_file():

@@ -22,6 +22,9 @@ class ClassifyItem(BaseModel):
     """The caller's language tag, if known; the response carries the language Sahay detected."""
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
     """ISO 3166-1 alpha-2 country code (for the policy slice); never anything finer."""
+    author_id: str | None = Field(None, min_length=1, max_length=256)
+    """The platform's id of the author, if the item may go to the moderation queue. Never stored: the queue keeps
+    only a keyed HMAC of it (SAHAY_PSEUDONYM_SECRET; without that setting an item with author_id is refused)."""
 
     @field_validator("text")
     @classmethod
@@ -77,6 +80,8 @@ class ItemResult(BaseModel):
     lang: str
     decision: PolicyDecision
     model_version: str
+    queue_item_id: int | None = None
+    """The moderation queue item (committed before this response was sent) when the policy enqueued the item."""
 
 
 class ItemError(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVE_DIR = Path(__file__).resolve().parent
@@ -31,6 +31,13 @@ class ServeSettings(BaseSettings):
     """Entries not yet verified are hidden unless this is set."""
     database_url: str = "sqlite:///var/sahay.db"
     """Where API keys (and the moderation queue) are kept: SQLite (WAL) by default, PostgreSQL in production."""
+    pseudonym_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 that pseudonymises author ids before they are stored in the moderation queue (at
+    least 16 characters; e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`). Unset: an item that
+    carries `author_id` is refused with a per-item error, since the raw id is never stored. Keep it stable:
+    changing it changes every author's pseudonym."""
+    lease_seconds: int = Field(300, ge=1, le=24 * 3600)
+    """How long a moderator's claim on a queue item lasts; an expired lease returns the item to the queue."""
     queue_max: int = Field(256, ge=1)
     """Most texts waiting for the model; a request that would pass it gets 503 with Retry-After."""
     batch_wait_ms: float = Field(5.0, ge=0)
@@ -43,6 +50,15 @@ class ServeSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
 
+    @field_validator("pseudonym_secret")
+    @classmethod
+    def _secret_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # SAHAY_PSEUDONYM_SECRET= (empty) counts as unset
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("SAHAY_PSEUDONYM_SECRET must be at least 16 characters (use a long random string)")
+        return value
+
     @model_validator(mode="after")
     def _queue_holds_a_request(self) -> ServeSettings:
         if self.queue_max < self.max_items:
@@ -51,3 +67,12 @@ class ServeSettings(BaseSettings):
                 "otherwise a full request could never be accepted"
             )
         return self
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """The problems of a settings error by variable, never echoing a value (some are secrets)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        name = "SAHAY_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)

@@ -7,7 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -15,6 +26,27 @@ from sqlalchemy.types import TypeDecorator
 Role = Literal["service", "moderator", "admin"]
 """service: classify; moderator: the moderation queue; admin: everything, including policy and keys."""
 ROLES: tuple[str, ...] = get_args(Role)
+
+QueueState = Literal["queued", "claimed", "decided"]
+"""queued: waiting (a claim whose lease expired counts as queued again); claimed: a moderator holds a live lease;
+decided: a moderator's decision is recorded (final)."""
+QUEUE_STATES: tuple[str, ...] = get_args(QueueState)
+
+DecisionAction = Literal[
+    "resources_shown", "contacted_via_platform_channel", "escalated_per_policy", "content_removed", "no_action"
+]
+"""What the moderator did about a queued item (one per decision)."""
+DECISION_ACTIONS: tuple[str, ...] = get_args(DecisionAction)
+
+AuditEventType = Literal["enqueue", "list", "claim", "decision"]
+"""enqueue: an item entered the queue; list: the queue was listed (no content); claim: content was read
+(the claim returns the text); decision: a decision was recorded."""
+AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEventType)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,3 +105,71 @@ class ApiKey(Base):
 
     def __repr__(self) -> str:  # never the hash
         return f"ApiKey(key_id={self.key_id!r}, role={self.role!r}, name={self.name!r})"
+
+
+class QueueItem(Base):
+    """An item the policy sent to human review. The author is kept only as a keyed HMAC (`author_hash`); `text`
+    and `spans` are the content (read only through a claim, which is audited). Unique per (platform item id,
+    model version): enqueueing the same item again returns the row already there."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (
+        UniqueConstraint("item_id", "model_version"),
+        CheckConstraint(_in("state", QUEUE_STATES), name="state"),
+        CheckConstraint("priority >= 1 AND priority <= 5", name="priority"),
+        CheckConstraint(f"decision_action IS NULL OR {_in('decision_action', DECISION_ACTIONS)}", name="action"),
+        Index(None, "state", "priority", "sla_deadline", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(128))
+    """The platform's id of the item (as sent to /v1/classify)."""
+    author_hash: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256 (hex) of the platform's author id, keyed by SAHAY_PSEUDONYM_SECRET; never the raw id."""
+    surface: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(16))
+    """The language Sahay detected (en, hi, hi-Latn, other)."""
+    text: Mapped[str | None] = mapped_column(Text)
+    """The content; None once purged (retention)."""
+    label: Mapped[str] = mapped_column(String(32))
+    probabilities: Mapped[dict] = mapped_column(JSON)
+    signals: Mapped[dict] = mapped_column(JSON)
+    """at_risk, urgent, violating."""
+    spans: Mapped[list | None] = mapped_column(JSON)
+    """Explanation spans (they quote the text, so they are content too)."""
+    rule: Mapped[str | None] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(128))
+    priority: Mapped[int] = mapped_column(Integer)
+    """1 is the most urgent."""
+    sla_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    """key_id of the moderator holding (or who last held) the lease."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_label: Mapped[str | None] = mapped_column(String(32))
+    decision_action: Mapped[str | None] = mapped_column(String(40))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:  # never the text or the author hash
+        return f"QueueItem(id={self.id!r}, state={self.state!r}, priority={self.priority!r}, label={self.label!r})"
+
+
+class AuditEvent(Base):
+    """One append-only audit record: who (key id and role), when, what (event type), on which queue item.
+    Rows are only ever inserted, in the same transaction as the action they record."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (CheckConstraint(_in("event", AUDIT_EVENTS), name="event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    key_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(16))
+    queue_item_id: Mapped[int | None] = mapped_column(ForeignKey("queue_items.id"), index=True)
+    detail: Mapped[dict | None] = mapped_column(JSON)
+    """Event specifics that are not content (e.g. the filters of a list, the decided label and action)."""

@@ -15,6 +15,7 @@ import pytest
 from model.classifier import RiskClassifier
 from serve.keys import create_key
 from tests.neutral_texts import neutral_tfidf_artifact
+from tests.serve.pg import PostgresServer, Unavailable, in_ci, start_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +125,41 @@ def server(tiny_artifact, tmp_path_factory) -> Server:
 def client(server) -> httpx.Client:
     with httpx.Client(base_url=server.base_url, timeout=30, headers=server.auth_headers("service")) as c:
         yield c
+
+
+# --- databases: SQLite and PostgreSQL (see tests/serve/pg.py for where the PostgreSQL server comes from) ---------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """The run's PostgreSQL server, started on first use; skipped without one (failed in CI or when broken)."""
+    try:
+        server = start_postgres()
+    except Unavailable as exc:
+        if exc.broken:
+            pytest.fail(f"PostgreSQL: {exc}", pytrace=False)
+        if in_ci():
+            pytest.fail(f"PostgreSQL is required when CI is set: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server) -> str:
+    """A fresh, empty PostgreSQL database for one test (dropped after it): postgresql+psycopg://..."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test, once on SQLite (a file in tmp_path) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'sahay.db'}"
+    return request.getfixturevalue("postgres_database_url")

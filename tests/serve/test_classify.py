@@ -29,6 +29,7 @@ RESULT_FIELDS = {
     "lang",
     "decision",
     "model_version",
+    "queue_item_id",
 }
 
 

@@ -255,8 +255,13 @@ def test_migrations_are_idempotent(db_path):
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
-            assert set(inspect(conn).get_table_names()) == {"alembic_version", "api_keys"}
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+            assert set(inspect(conn).get_table_names()) == {
+                "alembic_version",
+                "api_keys",
+                "queue_items",
+                "audit_events",
+            }
         assert KeyStore(engine).verify(key).role == "admin"
     finally:
         engine.dispose()
@@ -310,6 +315,8 @@ def test_migrations_render_for_postgresql():
     command.upgrade(config, "head", sql=True)
     sql = buf.getvalue()
     assert "CREATE TABLE api_keys" in sql and "TIMESTAMP WITH TIME ZONE" in sql
+    assert "CREATE TABLE queue_items" in sql and "CREATE TABLE audit_events" in sql
+    assert "JSON" in sql and "UNIQUE (item_id, model_version)" in sql
 
 
 @pytest.mark.parametrize(
@@ -325,11 +332,12 @@ def test_bad_database_url_is_a_clear_error(url, message):
         make_engine(url)
 
 
-def test_missing_driver_is_a_clear_error():
-    import importlib.util
+def test_missing_driver_is_a_clear_error(monkeypatch):
+    import sys
 
-    if importlib.util.find_spec("psycopg") or importlib.util.find_spec("psycopg2"):
-        pytest.skip("a PostgreSQL driver is installed")
+    # The dev install has psycopg: hide both drivers so the import fails as on a core install.
+    for name in ("psycopg", "psycopg2"):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ValueError, match=r"no driver for 'postgresql' \(psycopg2? is not installed\)"):
         make_engine("postgresql://sahay@localhost/sahay")
 

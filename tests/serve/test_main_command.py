@@ -89,3 +89,13 @@ def test_a_broken_policy_stops_the_start_naming_the_line(tiny_artifact, tmp_path
     )
     assert direct.returncode != 0
     assert '"event": "policy_invalid"' in direct.stderr and "line 4" in direct.stderr
+
+
+def test_a_bad_setting_is_named_and_a_secret_is_never_echoed(tiny_artifact, tmp_path):
+    short_secret = "tiny-secret-1"
+    env = _env(tmp_path, SAHAY_PSEUDONYM_SECRET=short_secret, SAHAY_MODEL_PATH=str(tiny_artifact))
+    for cmd in ([*SAHAY, "serve"], [sys.executable, "-c", "from serve.app import main; main()"]):
+        run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2
+        assert "SAHAY_PSEUDONYM_SECRET" in run.stderr
+        assert short_secret not in run.stderr + run.stdout

@@ -1,0 +1,160 @@
+"""The database layer on both backends: SQLite (WAL) and PostgreSQL (see conftest `database_url` and tests/serve/pg.py).
+
+Migrations reach head and are idempotent, concurrent migrators take turns, the key store works, and a real server
+runs on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from serve.db import _PG_MIGRATION_LOCK, alembic_config, make_engine, migrate
+from serve.keys import KeyStore, UnknownKeyError
+from tests.serve.conftest import start_server, stop_server
+
+
+def _head() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _versions(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_migrate_reaches_head_and_is_idempotent(database_url):
+    migrate(database_url)
+    migrate(database_url)  # a second start changes nothing and does not fail
+    assert _versions(database_url) == [_head()]
+    engine = make_engine(database_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"alembic_version", "api_keys"} <= tables
+        with engine.connect() as conn:  # the schema is really there and usable
+            assert conn.execute(text("SELECT count(*) FROM api_keys")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_key_store_on_each_backend(database_url):
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        store = KeyStore(engine, cache_ttl=0)
+        svc, svc_key = store.create("service", "web-app")
+        mod, mod_key = store.create("moderator", "asha.moderator")
+        assert store.verify(svc_key).key_id == svc.key_id
+        assert store.verify(mod_key).role == "moderator"
+        assert store.get(svc.key_id).last_used_at is not None  # written on first use; timezone round-trips
+        assert store.verify(svc_key[:-1] + ("A" if svc_key[-1] != "A" else "B")) is None
+
+        revoked = store.revoke(svc.key_id)
+        assert revoked.revoked_at is not None and not revoked.active
+        assert store.revoke(svc.key_id).revoked_at == revoked.revoked_at  # idempotent
+        assert store.verify(svc_key) is None and store.verify(mod_key) is not None
+        with pytest.raises(UnknownKeyError):
+            store.revoke("0123456789ab")
+
+        listed = store.list()
+        assert [r.key_id for r in listed] == [svc.key_id, mod.key_id]
+        assert [r.active for r in listed] == [False, True]
+        assert all(r.created_at.tzinfo is not None for r in listed)
+    finally:
+        engine.dispose()
+
+
+def test_backend_specifics(database_url):
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() == "wal"
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+            else:
+                assert engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+                version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+                assert int(version.split(".")[0]) >= 13, version
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_migrations_take_turns(database_url):
+    """Three processes starting together on a fresh database: all succeed and the schema is made once."""
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(timeout=30)
+            migrate(database_url)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert _versions(database_url) == [_head()]
+
+
+def test_postgres_migrations_wait_for_the_advisory_lock(postgres_database_url):
+    """While another session holds the migration lock, `migrate` waits; it runs once the lock is released."""
+    holder = make_engine(postgres_database_url)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(postgres_database_url)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    try:
+        with holder.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+            thread = threading.Thread(target=run)
+            thread.start()
+            time.sleep(1.5)
+            assert not done.is_set(), "migrate did not wait for the advisory lock"
+            assert "alembic_version" not in inspect(holder).get_table_names()
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+            conn.commit()
+        assert done.wait(60)
+        thread.join(10)
+        assert errors == []
+        assert _versions(postgres_database_url) == [_head()]
+    finally:
+        holder.dispose()
+
+
+def test_server_runs_on_postgres(tiny_artifact, tmp_path, postgres_database_url):
+    srv = start_server(tiny_artifact, tmp_path, SAHAY_DATABASE_URL=postgres_database_url)
+    try:
+        headers = srv.auth_headers("service")  # serve.keys.create_key in the server's PostgreSQL database
+        body = {"items": [{"id": "a", "text": "we planted tomatoes in the garden", "surface": "post"}]}
+        r = httpx.post(f"{srv.base_url}/v1/classify", json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        assert [res["id"] for res in r.json()["results"]] == ["a"]
+        r = httpx.post(f"{srv.base_url}/v1/classify", json=body, headers={"Authorization": "Bearer nope"}, timeout=30)
+        assert r.status_code == 401
+    finally:
+        code = stop_server(srv)
+    assert code in (0, -signal.SIGTERM), srv.logs()[-2000:]  # uvicorn re-raises SIGTERM after a graceful stop
+    assert "Application shutdown complete" in srv.logs() and "Traceback" not in srv.logs()
+    assert _versions(postgres_database_url) == [_head()]
