@@ -22,13 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from serve import logging as slog
-from serve import metrics
+from serve import metrics, retention, webhooks
 from serve.admin_api import router as admin_router
 from serve.auth import require_role
 from serve.batcher import MicroBatcher, Overloaded, ShuttingDown
 from serve.db import make_engine, migrate
 from serve.helplines import HelplineDirectoryError, cached_directory
 from serve.keys import KeyStore
+from serve.moderate_page import router as moderate_router
 from serve.policy import PolicyError, load_policy
 from serve.privacy import find_identifier, refusal_message
 from serve.queue import PSEUDONYM_SECRET_MISSING, Entry, Queue, entry_for
@@ -138,11 +139,17 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             policy_version=policy.version,
             load_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        background = [
+            retention.start_periodic_purge(engine, settings, log),
+            webhooks.start_dispatcher(engine, settings, log),
+        ]
         if on_ready is not None:
             on_ready(app)
         yield
         app.state.classifier = None  # /readyz turns 503 while the accepted work finishes
         await batcher.stop()
+        for task in background:
+            await task.stop()
         engine.dispose()
         slog.log_event(log, "stopped")
 
@@ -153,6 +160,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
     app.include_router(resources_router)
     app.include_router(admin_router)
     app.include_router(queue_router)
+    app.include_router(moderate_router)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next):

@@ -38,6 +38,20 @@ class ServeSettings(BaseSettings):
     changing it changes every author's pseudonym."""
     lease_seconds: int = Field(300, ge=1, le=24 * 3600)
     """How long a moderator's claim on a queue item lasts; an expired lease returns the item to the queue."""
+    retention_days: int = Field(30, ge=1)
+    """Queue texts (and spans) are purged this many days after they were enqueued; decisions stay, without text."""
+    purge_interval_s: int = Field(3600, ge=1)
+    """How often the running service purges expired texts (besides `sahay queue purge`)."""
+    webhook_url: str | None = None
+    """The platform's own safety-team endpoint for urgent queue items (https; unset: no notifications)."""
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key that signs every webhook body (required when webhook_url is set)."""
+    webhook_include_text: bool = False
+    """Send the item's text in the webhook (off by default: ids, priority, label and SLA only)."""
+    webhook_max_attempts: int = Field(8, ge=1)
+    """Delivery attempts (exponential backoff) before an outbox entry is marked failed."""
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    """Timeout of one delivery attempt."""
     queue_max: int = Field(256, ge=1)
     """Most texts waiting for the model; a request that would pass it gets 503 with Retry-After."""
     batch_wait_ms: float = Field(5.0, ge=0)
