@@ -46,10 +46,17 @@ def bench_command(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="JSON report to write (default: artifacts/bench/bench.json, with --http bench_http.json)"),
+        typer.Option(
+            help="JSON report to write (default: artifacts/bench/bench.json, with --http bench_http.json, with "
+            "--queue bench_queue.json)"
+        ),
     ] = None,
     seconds: Annotated[
-        float, typer.Option(help="time budget per model and batch size (with --http: per concurrency level), in s")
+        float,
+        typer.Option(
+            help="time budget per model and batch size (with --http: per concurrency level; with --queue: per "
+            "phase and database), in s"
+        ),
     ] = 2.0,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: SAHAY_THREADS or all cores)")] = None,
     peer: Annotated[
@@ -71,9 +78,53 @@ def bench_command(
     concurrency: Annotated[
         str, typer.Option(help="with --http: comma-separated numbers of requests in flight")
     ] = "1,8,32",
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="measure the moderation queue instead (enqueue, claim+decide, list) on a fresh database each",
+        ),
+    ] = False,
+    database_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            show_default=False,
+            help="with --queue: also measure this database (postgresql+psycopg://...: in a new schema, dropped "
+            "after; sqlite:///FILE: a file that must not exist yet); repeatable. A temporary SQLite file is "
+            "measured unless a sqlite URL is given",
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput, latency, memory and compute of model artifacts and peers, each in a fresh process;
-    with --http, requests/s and latency of a running service at each concurrency."""
+    with --http, requests/s and latency of a running service at each concurrency; with --queue, the moderation
+    queue's throughput on SQLite and PostgreSQL."""
+    if database_url and not queue:
+        raise _fail("--database-url goes with --queue")
+    if queue:
+        # The bench command is part of the CLI layer, which may reach into serve/; the eval modules themselves never
+        # import serve. Imported lazily so that the model benches load no database code.
+        from serve.queue_bench import QueueBenchError, queue_bench_table, run_queue_bench
+
+        if http is not None or model or peer:
+            raise _fail("--queue measures the moderation queue; leave out --http, --model and --peer")
+        if seconds <= 0:
+            raise _fail("--seconds must be positive")
+        urls: list[str | None] = list(database_url or [])
+        if not any(u is not None and u.lower().startswith("sqlite") for u in urls):
+            urls.insert(0, None)  # a temporary SQLite file
+        try:
+            with console.status("benchmarking the queue") as status:
+                report = run_queue_bench(urls, seconds, on_step=status.update)
+        except QueueBenchError as exc:
+            raise _fail_plain(str(exc)) from None
+        console.print(queue_bench_table(report))
+        out = out or Path("artifacts/bench/bench_queue.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"wrote {out}", highlight=False)
+        return
     if http is not None:  # a running service, over HTTP only (eval/bench_http.py)
         from eval.bench import load_texts
         from eval.bench_http import (

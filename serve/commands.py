@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -95,6 +98,17 @@ def serve_command(
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
 
     def on_ready(app) -> None:
+        # The lifespan runs before uvicorn binds the port: print once connections are accepted.
+        threading.Thread(target=announce, args=(app,), daemon=True, name="sahay-announce").start()
+
+    def announce(app) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((shown_host, settings.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
         base = f"http://{shown_host}:{settings.port}"
         lines = [
             f"Sahay is ready on {base} (model {app.state.classifier.version}, policy {app.state.policy.version_tag}).",

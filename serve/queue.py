@@ -5,7 +5,8 @@
 - `enqueue(entries, actor)`: one transaction for a whole classify request; idempotent on (platform item id,
   model version) through the unique constraint and `INSERT ... ON CONFLICT DO NOTHING` (SQLite and PostgreSQL
   alike; the existing row's id is returned). Author ids are stored only as HMAC-SHA256 keyed by the pseudonym
-  secret; without a secret an entry carrying an author id is refused before anything is written.
+  secret; without a secret an entry carrying an author id is refused before anything is written. A newly
+  inserted urgent item (priority 1) gets its webhook outbox row in the same transaction (serve/webhooks.py).
 - `list(actor, ...)`: priority first (1 = most urgent), then SLA deadline; no content (text and spans are read
   only through a claim, so that every read of content is audited). Keyset pagination with an opaque cursor.
 - `claim(id, actor)`: one conditional UPDATE (`... WHERE state = 'queued' OR the lease expired OR this key holds
@@ -15,13 +16,18 @@
 - `audit(...)`: the audit records, newest first. Records are only ever inserted, in the transaction of the
   action they record (enqueue, list, claim = content read, decision); there is no code path that changes one.
 
-An actor is anything with `key_id` and `role` (the API key record of the caller).
+An actor is anything with `key_id` and `role` (the API key record of the caller). Actions without an API key are
+audited under `cli_actor()` (`cli:<login name>`, role admin: whoever runs `sahay queue ...` on the server holds
+the database, so admin power) or `RETENTION_ACTOR` (`system:retention`, role admin: the service's periodic purge).
+`record_audit` is the one writer of audit records; serve/retention.py (purge) and serve/export.py (export) use it
+too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import getpass
 import hashlib
 import hmac
 import json
@@ -31,20 +37,23 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from data.taxonomy import LABELS
+from serve import webhooks
 from serve.db import session_factory
-from serve.tables import DECISION_ACTIONS, QUEUE_STATES, AuditEvent, QueueItem, utcnow
+from serve.tables import AUDIT_EVENTS, DECISION_ACTIONS, QUEUE_STATES, AuditEvent, QueueItem, utcnow
 
 __all__ = [
     "DECISION_ACTIONS",
     "LEASE_SECONDS",
     "NOTE_MAX",
     "PSEUDONYM_SECRET_MISSING",
+    "RETENTION_ACTOR",
+    "AuditActor",
     "AuditRecord",
     "Conflict",
     "Content",
@@ -56,8 +65,10 @@ __all__ = [
     "Page",
     "PseudonymSecretMissing",
     "Queue",
+    "cli_actor",
     "entry_for",
     "pseudonymise",
+    "record_audit",
 ]
 
 LEASE_SECONDS = 300
@@ -72,6 +83,32 @@ PSEUDONYM_SECRET_MISSING = (
 class Actor(Protocol):
     key_id: str
     role: str
+
+
+KEY_ID_MAX = AuditEvent.__table__.c.key_id.type.length
+"""The audit record's `key_id` column size (32)."""
+
+
+@dataclass(frozen=True)
+class AuditActor:
+    """Who acted, for actions that no API key makes (the command line, the service itself)."""
+
+    key_id: str
+    role: str
+
+
+RETENTION_ACTOR = AuditActor("system:retention", "admin")
+"""The service's periodic retention purge."""
+
+
+def cli_actor() -> AuditActor:
+    """The operator running `sahay queue ...`: `cli:<login name>` (cut to the column size; `cli` when the login name
+    cannot be told), role admin: the command line works on the database directly, so it has admin power."""
+    try:
+        user = getpass.getuser().strip()
+    except Exception:  # no USER/LOGNAME and no passwd entry (OSError; KeyError before Python 3.13)
+        user = ""
+    return AuditActor(f"cli:{user}"[:KEY_ID_MAX] if user else "cli", "admin")
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -251,6 +288,27 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
+def record_audit(
+    connection: Session | Connection,
+    actor: Actor,
+    event: str,
+    detail: dict[str, Any] | None,
+    now: datetime,
+    *,
+    queue_item_id: int | None = None,
+) -> None:
+    """The one way an audit record is written: an INSERT in the caller's transaction (a session or a connection),
+    so that it commits or rolls back with the action it records. `detail` must hold no content (no text, spans,
+    notes or author ids)."""
+    if event not in AUDIT_EVENTS:
+        raise ValueError(f"unknown audit event {event!r} (one of {', '.join(AUDIT_EVENTS)})")
+    connection.execute(
+        insert(AuditEvent).values(
+            at=now, key_id=actor.key_id, role=actor.role, event=event, queue_item_id=queue_item_id, detail=detail
+        )
+    )
+
+
 # ----------------------------------------------------------------------------------------------- the queue
 
 
@@ -303,12 +361,16 @@ class Queue:
         if not values:
             return []
         ids = []
+        urgent = False
         with self._write.begin() as session:
             for row in values:
                 queue_id, created = self._insert(session, row)
                 if created:
                     self._record(session, actor, "enqueue", queue_id, {"priority": row["priority"]}, now)
+                    urgent |= webhooks.add_to_outbox(session, queue_id, row, now)  # urgent items only
                 ids.append(queue_id)
+        if urgent:
+            webhooks.wake()
         return ids
 
     def _row_values(self, entry: Entry, now: datetime) -> dict[str, Any]:
@@ -523,12 +585,7 @@ class Queue:
     def _record(
         session: Session, actor: Actor, event: str, queue_id: int | None, detail: dict | None, now: datetime
     ) -> None:
-        """The one way an audit record is written: an INSERT in the caller's transaction."""
-        session.execute(
-            insert(AuditEvent).values(
-                at=now, key_id=actor.key_id, role=actor.role, event=event, queue_item_id=queue_id, detail=detail
-            )
-        )
+        record_audit(session, actor, event, detail, now, queue_item_id=queue_id)
 
     def audit(
         self, *, queue_item_id: int | None = None, limit: int = 50, cursor: str | None = None

@@ -114,11 +114,13 @@ class AuditOut(BaseModel):
     id: int
     at: datetime
     key_id: str
-    """Who: the API key's public id."""
+    """Who: the API key's public id; `cli:<login name>` for `sahay queue purge|export`, `system:retention` for the
+    service's periodic purge."""
     role: str
-    """The key's role at the time."""
+    """The key's role at the time (admin for the command line and the service itself)."""
     event: AuditEventType
-    """enqueue, list, claim (content read) or decision."""
+    """enqueue, list, claim (content read), decision, export (decided texts read in bulk by `sahay queue export`)
+    or purge (expired texts removed by retention)."""
     queue_item_id: int | None
     detail: dict[str, Any] | None
 
@@ -226,8 +228,8 @@ def list_audit(
     limit: int = Query(50, ge=1, le=PAGE_MAX),
     cursor: str | None = Query(None, max_length=200),
 ) -> AuditList:
-    """The audit log, newest first: who (key id, role), when, what (enqueue, list, claim, decision), on which
-    item. Append-only."""
+    """The audit log, newest first: who (key id, role), when, what (enqueue, list, claim, decision, export,
+    purge), on which item. Append-only."""
     try:
         page = _queue(request).audit(queue_item_id=queue_item_id, limit=limit, cursor=cursor)
     except InvalidCursor as exc:

@@ -38,10 +38,18 @@ DecisionAction = Literal[
 """What the moderator did about a queued item (one per decision)."""
 DECISION_ACTIONS: tuple[str, ...] = get_args(DecisionAction)
 
-AuditEventType = Literal["enqueue", "list", "claim", "decision"]
+AuditEventType = Literal["enqueue", "list", "claim", "decision", "export", "purge"]
 """enqueue: an item entered the queue; list: the queue was listed (no content); claim: content was read
-(the claim returns the text); decision: a decision was recorded."""
+(the claim returns the text); decision: a decision was recorded; export: decided items' texts were read in bulk
+and written to a file (`sahay queue export`); purge: retention set expired texts to NULL (`sahay queue purge` or
+the service's periodic purge). Changing this list needs a migration (the CHECK constraint `ck_audit_events_event`;
+see 0004_audit_events)."""
 AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEventType)
+
+OutboxState = Literal["pending", "delivered", "failed", "skipped"]
+"""pending: to be sent (again) at `next_attempt_at`; delivered: the receiver answered 2xx; failed: every attempt
+failed (`webhook_max_attempts`); skipped: no webhook URL was configured when the dispatcher met it."""
+OUTBOX_STATES: tuple[str, ...] = get_args(OutboxState)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -159,8 +167,12 @@ class QueueItem(Base):
 
 
 class AuditEvent(Base):
-    """One append-only audit record: who (key id and role), when, what (event type), on which queue item.
-    Rows are only ever inserted, in the same transaction as the action they record."""
+    """One append-only audit record: who (key id and role), when, what (event type), on which queue item (None for
+    events about many items: list, export, purge). Rows are only ever inserted, in the same transaction as the
+    action they record (an export: once its file is written; see serve/export.py).
+
+    Who: an API key's public id, or for actions without a key `cli:<login name>` (`sahay queue ...`, role admin)
+    and `system:retention` (the service's periodic purge, role admin)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (CheckConstraint(_in("event", AUDIT_EVENTS), name="event"),)
@@ -173,3 +185,40 @@ class AuditEvent(Base):
     queue_item_id: Mapped[int | None] = mapped_column(ForeignKey("queue_items.id"), index=True)
     detail: Mapped[dict | None] = mapped_column(JSON)
     """Event specifics that are not content (e.g. the filters of a list, the decided label and action)."""
+
+
+class WebhookDelivery(Base):
+    """One outgoing webhook (the outbox): written in the transaction that enqueues an urgent item, so a crash or
+    restart loses none, then sent by serve.webhooks' dispatcher until delivered or out of attempts. `payload` is
+    what is sent, without the text (added at send time only if SAHAY_WEBHOOK_INCLUDE_TEXT is set, and read from
+    the queue item, so that retention purges it there). `delivery_id` is sent as X-Sahay-Delivery: the same on
+    every attempt, for the receiver to de-duplicate (delivery is at-least-once)."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("queue_item_id", "event"),
+        CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), unique=True)
+    queue_item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)
+    """Ids, priority, label, signals, rule, versions, SLA deadline, author pseudonym; never the text."""
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts started so far (counted when an attempt is claimed)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When it is due; while an attempt runs, the end of that attempt's lease (a crashed sender's claim expires)."""
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    """HTTP status of the last attempt (None: no response)."""
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    """Why the last attempt failed: `HTTP 503` or an exception type; never a response body or payload."""
+
+    def __repr__(self) -> str:  # never the payload
+        return f"WebhookDelivery(id={self.id!r}, state={self.state!r}, attempts={self.attempts!r})"

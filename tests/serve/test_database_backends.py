@@ -14,6 +14,7 @@ import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from serve.db import _PG_MIGRATION_LOCK, alembic_config, make_engine, migrate
 from serve.keys import KeyStore, UnknownKeyError
@@ -40,7 +41,7 @@ def test_migrate_reaches_head_and_is_idempotent(database_url):
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
-        assert {"alembic_version", "api_keys"} <= tables
+        assert {"alembic_version", "api_keys", "queue_items", "audit_events", "webhook_outbox"} <= tables
         with engine.connect() as conn:  # the schema is really there and usable
             assert conn.execute(text("SELECT count(*) FROM api_keys")).scalar_one() == 0
     finally:
@@ -85,6 +86,54 @@ def test_backend_specifics(database_url):
                 assert engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
                 version = conn.exec_driver_sql("SHOW server_version").scalar_one()
                 assert int(version.split(".")[0]) >= 13, version
+    finally:
+        engine.dispose()
+
+
+def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0004_widens_the_audit_event_check_and_keeps_the_rows(database_url):
+    """0004 lets `export` and `purge` audit records in (SQLite: the table is rebuilt, rows and index kept); its
+    downgrade refuses while such records exist (never deletes audit records) and otherwise restores the old list."""
+    migrate(database_url)
+    engine = make_engine(database_url)
+    insert = "INSERT INTO audit_events (at, key_id, role, event) VALUES (CURRENT_TIMESTAMP, 'cli:ops', 'admin', :e)"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(insert), [{"e": "claim"}, {"e": "export"}, {"e": "purge"}])
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(insert), {"e": "bogus"})
+        with pytest.raises(RuntimeError, match="2 audit record"):
+            _downgrade(database_url, "0003")
+        assert _versions(database_url) == ["0004"]
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_events WHERE event IN ('export', 'purge')"))  # the operator's choice
+        engine.dispose()
+        _downgrade(database_url, "0003")
+        assert _versions(database_url) == ["0003"]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(insert), {"e": "purge"})
+        migrate(database_url)
+        with engine.begin() as conn:
+            conn.execute(text(insert), {"e": "purge"})
+            assert conn.execute(text("SELECT event FROM audit_events ORDER BY id")).scalars().all() == [
+                "claim",
+                "purge",
+            ]
+        (check,) = inspect(engine).get_check_constraints("audit_events")
+        assert check["name"] == "ck_audit_events_event"
+        assert [i["name"] for i in inspect(engine).get_indexes("audit_events")] == ["ix_audit_events_queue_item_id"]
     finally:
         engine.dispose()
 

@@ -255,12 +255,13 @@ def test_migrations_are_idempotent(db_path):
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0004"]
             assert set(inspect(conn).get_table_names()) == {
                 "alembic_version",
                 "api_keys",
                 "queue_items",
                 "audit_events",
+                "webhook_outbox",
             }
         assert KeyStore(engine).verify(key).role == "admin"
     finally:
@@ -316,6 +317,7 @@ def test_migrations_render_for_postgresql():
     sql = buf.getvalue()
     assert "CREATE TABLE api_keys" in sql and "TIMESTAMP WITH TIME ZONE" in sql
     assert "CREATE TABLE queue_items" in sql and "CREATE TABLE audit_events" in sql
+    assert "CREATE TABLE webhook_outbox" in sql
     assert "JSON" in sql and "UNIQUE (item_id, model_version)" in sql
 
 

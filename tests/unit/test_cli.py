@@ -60,7 +60,9 @@ def test_data_check_reports_bad_rows_and_exits_1(tmp_path):
     assert "bad.jsonl:1" in failed.output and "unknown label 'maybe'" in failed.output
 
 
-@pytest.mark.parametrize("name", sorted(PLANNED))
+@pytest.mark.parametrize(
+    "name", sorted(PLANNED) or [pytest.param(None, marks=pytest.mark.skip(reason="nothing planned"))]
+)
 def test_planned_commands_say_they_are_not_available_yet(name):
     result = runner.invoke(app, [name])
     assert result.exit_code == 2
