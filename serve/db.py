@@ -126,6 +126,9 @@ def alembic_config(url: str | URL | None = None) -> Config:
     return config
 
 
+MIGRATE_BUSY_TIMEOUT_MS = 120_000
+
+
 def migrate(target: str | URL | Engine) -> None:
     """Bring the database at `target` (a URL or an engine) to the newest schema; safe to call on every start.
 
@@ -137,13 +140,22 @@ def migrate(target: str | URL | Engine) -> None:
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.connect() as connection:
-            connection.execution_options(**{_IMMEDIATE: True})
-            with connection.begin():
-                if connection.dialect.name == "postgresql":  # one migrator at a time; released at commit
-                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
-                config = alembic_config()
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Migrators take turns for the write lock: wait longer than a request would (a fresh database
+                # runs every migration, a table rebuild included, while the others wait).
+                connection.connection.driver_connection.execute(f"PRAGMA busy_timeout = {MIGRATE_BUSY_TIMEOUT_MS}")
+            try:
+                connection.execution_options(**{_IMMEDIATE: True})
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":  # one migrator at a time; released at commit
+                        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+                    config = alembic_config()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            finally:
+                if sqlite:  # the pooled connection goes back with the usual timeout
+                    connection.connection.driver_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     finally:
         if engine is not target:
             engine.dispose()

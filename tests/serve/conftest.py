@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from model.classifier import RiskClassifier
+from serve.db import make_engine, migrate
 from serve.keys import create_key
 from tests.neutral_texts import neutral_tfidf_artifact
+from tests.serve.browser import launch_chromium
 from tests.serve.pg import PostgresServer, Unavailable, in_ci, start_postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,3 +165,21 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'db' / 'sahay.db'}"
     return request.getfixturevalue("postgres_database_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    """A migrated engine on the `database_url` database (SQLite, then PostgreSQL), disposed of after the test."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+# --- the browser tests ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (tests/serve/browser.py); skipped without it or Playwright, failed under CI."""
+    yield from launch_chromium()

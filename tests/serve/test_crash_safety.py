@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from tests.neutral_texts import SENTENCES
 from tests.serve.conftest import MAX_ITEMS, start_server, stop_server
+from tests.serve.queue_helpers import enqueue_all_policy, write_enqueue_all_policy
 
 BURST = 200
 WORKERS = 8
@@ -27,19 +28,11 @@ KILL_AFTER_ACKS = 40
 """The kill comes once this many calls have been acknowledged: mid-burst, with calls still in flight."""
 TIMEOUT_S = 30.0
 
-QUEUE_ALL_POLICY = """
-version: "test-crash-queue-all"
-interstitials: {}
-rules:
-  - name: queue_all
-    actions:
-      - {type: enqueue, priority: 3, sla_minutes: 60}
-"""
+QUEUE_ALL_POLICY = enqueue_all_policy("test-crash-queue-all", sla_minutes=60, search_first=False)
 
 
 def _start(artifact, directory, database_url):
-    policy = directory / "policy.yaml"
-    policy.write_text(QUEUE_ALL_POLICY, encoding="utf-8")
+    policy = write_enqueue_all_policy(directory, QUEUE_ALL_POLICY)
     return start_server(artifact, directory, SAHAY_POLICY_PATH=str(policy), SAHAY_DATABASE_URL=database_url)
 
 

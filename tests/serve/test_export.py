@@ -27,20 +27,12 @@ from serve.export import export_decided, format_for
 from serve.queue import AuditActor, Queue, pseudonymise
 from serve.queue_api import AuditOut
 from serve.retention import purge_expired
-from tests.serve.test_retention import ASHA, SECRET, SERVICE, T0, Clock, decide_at, enqueue_at, entry
+from tests.serve.queue_helpers import ASHA, RAW_AUTHOR, SECRET, SERVICE, T0, Clock, decide_at, enqueue_at
+from tests.serve.queue_helpers import named_entry as entry
 
 HOUR = timedelta(hours=1)
 OPERATOR = AuditActor("cli:ops", "admin")
-RAW_AUTHOR = "platform-user-8675309"
 HINDI = "बारिश की वजह से आज का मैच रद्द हो गया, कल फिर खेलेंगे"  # "the match was called off for rain"
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def populate(engine) -> SimpleNamespace:

@@ -9,10 +9,8 @@ or fonts-noto-core); without them these browser tests skip, except under CI, whe
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,9 +24,9 @@ from serve.app import create_app
 from serve.interstitial import KINDS, load_locale
 from serve.logging import LOGGER_NAME
 from serve.settings import ServeSettings
+from tests.serve.browser import IN_CI, screenshot_folder
+from tests.serve.browser import Visit as BrowserVisit
 
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = bool(os.environ.get("CI"))
 PHONE = {"width": 390, "height": 844}
 
 
@@ -178,62 +176,16 @@ def test_continue_follows_the_policy_in_force(tiny_artifact, tmp_path):
 # -- the browser -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("CI needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
-        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            raise
-        pytest.skip("playwright is not installed (pip install '.[dev]')")
-    with sync_playwright() as p:
-        # --no-sandbox: CI and this container run as root, where Chromium's sandbox refuses to start
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture(scope="session")
 def shots(request, tmp_path_factory) -> Path:
-    given = os.environ.get("SAHAY_TEST_ARTIFACTS")
-    folder = Path(given) / "interstitial" if given else tmp_path_factory.mktemp("interstitial-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-    saved = sorted(p.name for p in folder.glob("*.png"))
-    if saved:
-        # printed past pytest's output capture, so a plain `pytest -q` run shows where they are
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            print(f"\ninterstitial screenshots in {folder}: {', '.join(saved)}")
+    yield from screenshot_folder(request, tmp_path_factory, "interstitial")
 
 
-class Visit:
-    """One page load with everything it asked the network for and every console error or page error."""
+class Visit(BrowserVisit):
+    """One page load on a phone-sized screen, with everything it asked the network for and every console error or
+    page error."""
 
-    def __init__(self, browser, url: str, **context):
-        self.context = browser.new_context(viewport=PHONE, **context)
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.problems: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("console", lambda m: self.problems.append(m.text) if m.type in ("error", "warning") else None)
-        self.response = self.page.goto(url)
-
-    def close(self):
-        self.context.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    viewport = PHONE
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,8 @@ skip, except under CI, where they fail.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import itertools
-import os
 import re
 import uuid
 from pathlib import Path
@@ -24,25 +22,16 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
+from tests.serve.browser import Visit as BrowserVisit
+from tests.serve.browser import screenshot_folder
 from tests.serve.conftest import start_server, stop_server
+from tests.serve.queue_helpers import enqueue_all_policy, write_enqueue_all_policy
 
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = bool(os.environ.get("CI"))
 DESKTOP = {"width": 1280, "height": 900}
 
-QUEUE_ALL_POLICY = """
-version: "test-moderate-page"
-interstitials: {}
-rules:
-  - name: search_first
-    surfaces: [search]
-    actions:
-      - {type: enqueue, priority: 1, sla_minutes: 15}
-  - name: queue_all
-    actions:
-      - {type: enqueue, priority: 3, sla_minutes: 1440}
-"""
+QUEUE_ALL_POLICY = enqueue_all_policy("test-moderate-page")
 # enqueued in this order: the search is priority 1 (first row); then Hindi, then English, both priority 3
 ITEMS = [
     ("search", "en", "train timetable for sunday morning"),
@@ -92,8 +81,7 @@ def explaining_model(tmp_path_factory) -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def mserver(explaining_model, tmp_path_factory):
     directory = tmp_path_factory.mktemp("moderate-server")
-    policy = directory / "policy.yaml"
-    policy.write_text(QUEUE_ALL_POLICY, encoding="utf-8")
+    policy = write_enqueue_all_policy(directory, QUEUE_ALL_POLICY)
     srv = start_server(explaining_model.path, directory, SAHAY_POLICY_PATH=str(policy))
     try:
         yield srv
@@ -150,61 +138,19 @@ def test_page_headers_and_csp(mserver):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("CI needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
-        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            raise
-        pytest.skip("playwright is not installed (pip install '.[dev]')")
-    with sync_playwright() as p:
-        # --no-sandbox: CI and this container run as root, where Chromium's sandbox refuses to start
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
 def shots(request, tmp_path_factory) -> Path:
-    given = os.environ.get("SAHAY_TEST_ARTIFACTS")
-    folder = Path(given) / "moderate" if given else tmp_path_factory.mktemp("moderate-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-    saved = sorted(p.name for p in folder.glob("*.png"))
-    if saved:
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            print(f"\nmoderate screenshots in {folder}: {', '.join(saved)}")
+    yield from screenshot_folder(request, tmp_path_factory, "moderate")
 
 
-class Visit:
-    """The page in a fresh browser context, with every request it made and every console or page error."""
+class Visit(BrowserVisit):
+    """The page in a fresh desktop-sized browser context, with every request it made and every console or page
+    error."""
 
-    def __init__(self, browser, url: str):
-        self.context = browser.new_context(viewport=DESKTOP)
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.problems: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("console", lambda m: self.problems.append(m.text) if m.type in ("error", "warning") else None)
-        self.response = self.page.goto(url)
+    viewport = DESKTOP
 
     def sign_in(self, key: str) -> None:
         self.page.fill("#key", key)
         self.page.keyboard.press("Enter")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.context.close()
 
 
 def _filter(page) -> str:
@@ -331,8 +277,8 @@ def test_claim_reveal_decide_in_the_browser(mserver, explaining_model, browser, 
         page.screenshot(path=str(shots / "moderate-5-spans.png"), full_page=True)
         page.keyboard.press("Escape")
         page.wait_for_selector("#queue:not([hidden])")
-        page.wait_for_selector(f"#row-{queue_ids[0]}")  # back in the list, now claimed by this key
-        assert f"claimed by {moderator_id}" in page.inner_text(f"#row-{queue_ids[0]}")
+        # back in the list, now claimed by this key (the list re-renders after Escape: wait for it)
+        expect(page.locator(f"#row-{queue_ids[0]}")).to_contain_text(f"claimed by {moderator_id}", timeout=10_000)
 
         # the key was never written anywhere the browser keeps
         kept = page.evaluate("JSON.stringify([localStorage, sessionStorage, document.cookie, location.href])")

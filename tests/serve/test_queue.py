@@ -8,17 +8,16 @@ database), so each runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
 
-from serve.db import make_engine, migrate
 from serve.queue import (
     PSEUDONYM_SECRET_MISSING,
+    AuditActor,
     Conflict,
-    Entry,
     InvalidCursor,
     NotFound,
     PseudonymSecretMissing,
@@ -27,41 +26,8 @@ from serve.queue import (
     pseudonymise,
 )
 from serve.tables import AuditEvent, Base, QueueItem
-
-SECRET = "test-pseudonym-secret-0123456789"
-RAW_AUTHOR = "platform-user-8675309"
-TEXT = "the bus was late again this morning"  # benign stand-in: tests never need real content
-
-
-@dataclass(frozen=True)
-class Key:
-    key_id: str
-    role: str
-
-
-SERVICE = Key("aaaaaaaaaaaa", "service")
-ASHA = Key("bbbbbbbbbbbb", "moderator")
-RAVI = Key("cccccccccccc", "moderator")
-ADMIN = Key("dddddddddddd", "admin")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 5, 10, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+from tests.serve.queue_helpers import ADMIN, ASHA, RAVI, RAW_AUTHOR, SECRET, SERVICE, TEXT, Clock, actor
+from tests.serve.queue_helpers import make_entry as entry
 
 
 @pytest.fixture
@@ -72,26 +38,6 @@ def clock() -> Clock:
 @pytest.fixture
 def queue(engine, clock) -> Queue:
     return Queue(engine, lease_seconds=300, pseudonym_secret=SECRET, clock=clock)
-
-
-def entry(item_id: str = "p1", **overrides) -> Entry:
-    values = {
-        "item_id": item_id,
-        "surface": "post",
-        "lang": "en",
-        "label": "ideation",
-        "probabilities": {"intent": 0.1, "promotion": 0.05, "ideation": 0.7, "informational": 0.1, "none": 0.05},
-        "signals": {"at_risk": 0.8, "urgent": 0.1, "violating": 0.05},
-        "rule": "at_risk",
-        "policy_version": "2026-11-29.1+abcdef012345",
-        "model_version": "m-1",
-        "priority": 2,
-        "sla_minutes": 60,
-        "text": TEXT,
-        "spans": [{"start": 4, "end": 7, "text": "bus", "weight": 0.5}],
-        "author_id": None,
-    }
-    return Entry(**{**values, **overrides})
 
 
 def count(engine, table) -> int:
@@ -343,13 +289,13 @@ def test_claim_unknown_or_decided(queue):
 
 def test_concurrent_claims_have_one_winner(queue, engine):
     (qid,) = queue.enqueue([entry("p1")], SERVICE)
-    keys = [Key(f"{i:012x}", "moderator") for i in range(8)]
+    keys = [actor(f"{i:012x}") for i in range(8)]
     won: list[str] = []
     lost: list[str] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(keys))
 
-    def run(key: Key) -> None:
+    def run(key: AuditActor) -> None:
         barrier.wait()
         try:
             queue.claim(qid, key)

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from cli import app
 from serve import queue as queue_module
-from serve.db import make_engine, migrate
 from serve.queue import Queue, cli_actor
 from serve.tables import QueueItem
-from tests.serve.test_retention import decide_at, enqueue_at, entry
+from tests.serve.queue_helpers import decide_at, enqueue_at
+from tests.serve.queue_helpers import named_entry as entry
 
 runner = CliRunner()
 DAY = timedelta(days=1)
@@ -32,14 +32,6 @@ def sahay(*args: str, env: dict[str, str] | None = None):
 def flat(text: str) -> str:
     """Rich error panels wrap and frame; the words, joined by single spaces."""
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -17,31 +17,18 @@ from sqlalchemy import create_engine, text
 from serve.keys import create_key
 from serve.queue import pseudonymise
 from tests.serve.conftest import start_server, stop_server
+from tests.serve.queue_helpers import write_enqueue_all_policy
 
 SECRET = "http-test-pseudonym-secret-42"
 RAW_AUTHOR = "author-id-that-must-never-be-stored-7781"
 LEASE_SECONDS = 3
 TEXTS = ["the bus was late again this morning", "we planted tomatoes in the garden", "the library opens at nine"]
 
-QUEUE_ALL_POLICY = """
-version: "test-queue-all"
-interstitials: {}
-rules:
-  - name: search_first
-    surfaces: [search]
-    actions:
-      - {type: enqueue, priority: 1, sla_minutes: 15}
-  - name: queue_all
-    actions:
-      - {type: enqueue, priority: 3, sla_minutes: 1440}
-"""
-
 
 @pytest.fixture(scope="module")
 def qserver(tiny_artifact, tmp_path_factory):
     directory = tmp_path_factory.mktemp("queue-server")
-    policy = directory / "policy.yaml"
-    policy.write_text(QUEUE_ALL_POLICY, encoding="utf-8")
+    policy = write_enqueue_all_policy(directory)
     srv = start_server(
         tiny_artifact,
         directory,

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -23,64 +22,14 @@ from sqlalchemy import select
 
 from serve.db import make_engine, migrate
 from serve.logging import JsonFormatter
-from serve.queue import RETENTION_ACTOR, AuditActor, AuditRecord, Entry, Queue
+from serve.queue import RETENTION_ACTOR, AuditActor, AuditRecord, Queue
 from serve.queue_api import AuditOut
 from serve.retention import count_expired, cutoff_for, purge_expired, start_periodic_purge
 from serve.tables import AuditEvent, QueueItem
+from tests.serve.queue_helpers import ASHA, SECRET, T0, Clock, decide_at, enqueue_at
+from tests.serve.queue_helpers import named_entry as entry
 
-SECRET = "test-pseudonym-secret-0123456789"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Key:
-    key_id: str
-    role: str
-
-
-SERVICE = Key("aaaaaaaaaaaa", "service")
-ASHA = Key("bbbbbbbbbbbb", "moderator")
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def entry(item_id: str, text: str | None = None, **overrides) -> Entry:
-    """A queue entry with a benign stand-in text naming the item (so a leak would be recognisable)."""
-    values = {
-        "item_id": item_id,
-        "surface": "post",
-        "lang": "en",
-        "label": "ideation",
-        "probabilities": {"intent": 0.1, "promotion": 0.05, "ideation": 0.7, "informational": 0.1, "none": 0.05},
-        "signals": {"at_risk": 0.8, "urgent": 0.1, "violating": 0.05},
-        "rule": "at_risk",
-        "policy_version": "2026-11-29.1+abcdef012345",
-        "model_version": "m-1",
-        "priority": 2,
-        "sla_minutes": 60,
-        "text": text or f"the bus to the market was late again, item {item_id}",
-        "spans": [{"start": 4, "end": 7, "text": "bus", "weight": 0.5}],
-        "author_id": None,
-    }
-    return Entry(**{**values, **overrides})
-
-
-def enqueue_at(engine, when: datetime, *entries: Entry) -> list[int]:
-    """Enqueue `entries` as if at `when` (the queue's injected clock)."""
-    return Queue(engine, pseudonym_secret=SECRET, clock=Clock(when)).enqueue(list(entries), SERVICE)
-
-
-def decide_at(engine, when: datetime, queue_id: int, label: str, note: str | None = None, key: Key = ASHA) -> None:
-    queue = Queue(engine, pseudonym_secret=SECRET, clock=Clock(when))
-    queue.claim(queue_id, key)
-    queue.decide(queue_id, key, label, "resources_shown", note)
 
 
 def rows(engine) -> dict[int, dict]:
@@ -103,14 +52,6 @@ def sql_null_spans(engine) -> set[int]:
     """Ids whose spans are SQL NULL (not the JSON document `null`)."""
     with engine.connect() as conn:
         return set(conn.scalars(select(QueueItem.id).where(QueueItem.spans.is_(None))))
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -28,25 +28,30 @@ import pytest
 from sqlalchemy import select, text
 
 from serve import webhooks
-from serve.db import make_engine, migrate
 from serve.queue import Entry, Queue, pseudonymise
 from serve.settings import ServeSettings
 from serve.tables import QueueItem, WebhookDelivery
 from tests.serve.conftest import REPO, start_server, stop_server
+from tests.serve.queue_helpers import (
+    RAW_AUTHOR,
+    SERVICE,
+    TEXT,
+    enqueue_all_policy,
+    make_entry,
+    write_enqueue_all_policy,
+)
+from tests.serve.queue_helpers import SECRET as PSEUDONYM_SECRET
 
 WEBHOOK_SECRET = "webhook-test-secret-0123456789"
-PSEUDONYM_SECRET = "test-pseudonym-secret-0123456789"
-RAW_AUTHOR = "platform-user-8675309"
-TEXT = "the bus was late again this morning"
-
-
-@dataclass(frozen=True)
-class Key:
-    key_id: str
-    role: str
-
-
-SERVICE = Key("aaaaaaaaaaaa", "service")
+URGENT = {
+    "label": "intent",
+    "probabilities": {"intent": 0.7, "promotion": 0.05, "ideation": 0.15, "informational": 0.05, "none": 0.05},
+    "signals": {"at_risk": 0.85, "urgent": 0.7, "violating": 0.05},
+    "rule": "urgent",
+    "priority": 1,
+    "sla_minutes": 15,
+}
+"""What makes an entry urgent (priority 1, 15 minutes): the fields `entry` sets over `make_entry`'s."""
 
 
 # --- the local receiver -----------------------------------------------------------------------------------------
@@ -142,36 +147,13 @@ def log():
 
 
 @pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def queue(engine) -> Queue:
     return Queue(engine, pseudonym_secret=PSEUDONYM_SECRET)
 
 
 def entry(item_id: str | None = None, **overrides) -> Entry:
-    values = {
-        "item_id": item_id or f"p-{uuid.uuid4().hex[:10]}",
-        "surface": "post",
-        "lang": "en",
-        "label": "intent",
-        "probabilities": {"intent": 0.7, "promotion": 0.05, "ideation": 0.15, "informational": 0.05, "none": 0.05},
-        "signals": {"at_risk": 0.85, "urgent": 0.7, "violating": 0.05},
-        "rule": "urgent",
-        "policy_version": "2026-11-29.1+abcdef012345",
-        "model_version": "m-1",
-        "priority": 1,
-        "sla_minutes": 15,
-        "text": TEXT,
-        "spans": [{"start": 4, "end": 7, "text": "bus", "weight": 0.5}],
-        "author_id": None,
-    }
-    return Entry(**{**values, **overrides})
+    """An urgent queue entry (a random item id unless given); any field may be overridden."""
+    return make_entry(item_id or f"p-{uuid.uuid4().hex[:10]}", **{**URGENT, **overrides})
 
 
 def settings(url: str | None, **overrides) -> ServeSettings:
@@ -454,19 +436,13 @@ def test_backoff_grows_is_jittered_and_capped():
 
 # --- end to end -------------------------------------------------------------------------------------------------
 
-URGENT_ALL_POLICY = """
-version: "test-urgent-all"
-interstitials: {}
-rules:
-  - name: urgent_all
-    actions:
-      - {type: enqueue, priority: 1, sla_minutes: 15}
-"""
+URGENT_ALL_POLICY = enqueue_all_policy(
+    "test-urgent-all", rule="urgent_all", priority=1, sla_minutes=15, search_first=False
+)
 
 
 def test_end_to_end_through_the_real_server(tiny_artifact, tmp_path, receiver):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(URGENT_ALL_POLICY, encoding="utf-8")
+    policy = write_enqueue_all_policy(tmp_path, URGENT_ALL_POLICY)
     srv = start_server(
         tiny_artifact,
         tmp_path,
