@@ -28,21 +28,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(queue_app, name="queue")
 app.command("score")(score_command)
 
-PLANNED: dict[str, tuple[str, int]] = {}
-"""Commands announced but not built yet: name -> (help, issue); each answers exit 2 naming its issue."""
-
-
-def _planned(name: str, help_text: str, issue: int) -> None:
-    def command() -> None:
-        typer.echo(f"error: `sahay {name}` is not available in this version yet (planned in issue #{issue}).", err=True)
-        raise typer.Exit(2)
-
-    app.command(name, help=f"{help_text} [not available yet: issue #{issue}]")(command)
-
-
-for _name, (_help, _issue) in PLANNED.items():
-    _planned(_name, _help, _issue)
-
 
 if __name__ == "__main__":
     app()

@@ -2,10 +2,9 @@
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
-from cli import PLANNED, app
+from cli import app
 
 runner = CliRunner()
 
@@ -58,15 +57,6 @@ def test_data_check_reports_bad_rows_and_exits_1(tmp_path):
     failed = runner.invoke(app, ["data", "check", str(good), str(bad)])
     assert failed.exit_code == 1
     assert "bad.jsonl:1" in failed.output and "unknown label 'maybe'" in failed.output
-
-
-@pytest.mark.parametrize(
-    "name", sorted(PLANNED) or [pytest.param(None, marks=pytest.mark.skip(reason="nothing planned"))]
-)
-def test_planned_commands_say_they_are_not_available_yet(name):
-    result = runner.invoke(app, [name])
-    assert result.exit_code == 2
-    assert f"issue #{PLANNED[name][1]}" in result.output
 
 
 def test_data_describe_counts_without_printing_text(tmp_path):
