@@ -18,15 +18,9 @@ from data.taxonomy import LABELS
 from eval.evaluate import EvalData, FunctionScorer, ModelScorer, evaluate
 from eval.report import render_report, write_report
 from model.classifier import RiskClassifier
+from tests.marker_texts import MARKERS
 
 runner = CliRunner()
-MARKERS = {
-    "intent": "zorblat",
-    "promotion": "quaxil",
-    "ideation": "mervin",
-    "informational": "tindor",
-    "none": "palvek",
-}
 FILLER = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "घर", "खाना", "yaar", "kilo"]
 LANGS = ("en", "hi", "hi-Latn")
 SURFACES = ("post", "chat", "search")

@@ -5,14 +5,8 @@ import random
 import pytest
 
 from data.taxonomy import LABELS
+from tests.marker_texts import MARKERS
 
-MARKERS = {
-    "intent": "zorblat",
-    "promotion": "quaxil",
-    "ideation": "mervin",
-    "informational": "tindor",
-    "none": "palvek",
-}
 FILLER = [
     "alpha",
     "bravo",

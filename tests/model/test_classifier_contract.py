@@ -5,8 +5,7 @@ import pytest
 
 from data.taxonomy import LABELS
 from model.classifier import RiskClassifier
-
-from .conftest import MARKERS
+from tests.marker_texts import MARKERS
 
 
 @pytest.fixture(scope="module")
