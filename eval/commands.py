@@ -48,7 +48,7 @@ def bench_command(
         Path | None,
         typer.Option(
             help="JSON report to write (default: artifacts/bench/bench.json, with --http bench_http.json, with "
-            "--queue bench_queue.json)"
+            "--queue bench_queue.json, with --score bench_score.json)"
         ),
     ] = None,
     seconds: Annotated[
@@ -96,12 +96,26 @@ def bench_command(
             "measured unless a sqlite URL is given",
         ),
     ] = None,
+    score: Annotated[
+        bool,
+        typer.Option(
+            "--score",
+            help="measure bulk scoring (`sahay score`) instead: rows/s of the local engine and of the Ray engine "
+            "with each --workers count, for each --model (default: artifacts/model, artifacts/model-student, "
+            "artifacts/baseline, those present)",
+        ),
+    ] = False,
+    rows: Annotated[int, typer.Option(min=1, help="with --score: rows of the made-up input")] = 2000,
+    workers: Annotated[str, typer.Option(help="with --score: comma-separated Ray worker counts")] = "1,2",
 ) -> None:
     """Measure throughput, latency, memory and compute of model artifacts and peers, each in a fresh process;
     with --http, requests/s and latency of a running service at each concurrency; with --queue, the moderation
-    queue's throughput on SQLite and PostgreSQL."""
+    queue's throughput on SQLite and PostgreSQL; with --score, `sahay score`'s rows/s locally and on Ray."""
     if database_url and not queue:
         raise _fail("--database-url goes with --queue")
+    if score:
+        _bench_score(model, texts, out, rows, workers, other=http is not None or queue or bool(peer))
+        return
     if queue:
         # The bench command is part of the CLI layer, which may reach into serve/; the eval modules themselves never
         # import serve. Imported lazily so that the model benches load no database code.
@@ -207,6 +221,47 @@ def bench_command(
         f"{m['matmul']} ceiling {m['matmul_gflops']:.1f} GFLOP/s, load average {_fmt(m['load_avg_1m'], '.2f')}",
         highlight=False,
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _bench_score(models: list[Path] | None, texts: Path | None, out: Path | None, rows: int, workers: str, other: bool):
+    """`sahay bench --score` (serve/score_bench.py, imported lazily like the queue bench: it needs serve/ and Ray)."""
+    from model.classifier import MANIFEST
+    from serve.score import ScoreError
+    from serve.score_bench import ScoreBenchError, run_score_bench, score_bench_table
+
+    if other:
+        raise _fail("--score measures bulk scoring; leave out --http, --queue and --peer")
+    try:
+        counts = [int(item) for item in workers.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise _fail_plain(f"--workers must be positive integers separated by commas, got {workers!r}")
+    defaults = [Path("artifacts/model"), Path("artifacts/model-student"), Path("artifacts/baseline")]
+    models = models or [p for p in defaults if (p / MANIFEST).is_file()]
+    if not models:
+        raise _fail("no model artifact in artifacts/model, artifacts/model-student or artifacts/baseline; pass --model")
+    for path in models:
+        if not (path / MANIFEST).is_file():
+            raise _fail_plain(f"{path} is not a model artifact (no {MANIFEST}); train one with `sahay train`")
+    from eval.bench import load_texts
+    from eval.bench_http import NEUTRAL_TEXTS
+
+    try:
+        bench_texts = load_texts(texts) if texts is not None else NEUTRAL_TEXTS
+    except ValueError as exc:
+        raise _fail_plain(str(exc)) from None
+    try:
+        with console.status("benchmarking sahay score") as status:
+            report = run_score_bench(models, bench_texts, rows, counts, on_step=status.update)
+    except (ScoreBenchError, ScoreError) as exc:  # ScoreError: Ray missing, or more workers than CPUs
+        raise _fail_plain(str(exc)) from None
+    report["settings"]["source"] = str(texts) if texts is not None else "built-in neutral texts (~40 tokens)"
+    console.print(score_bench_table(report))
+    out = out or Path("artifacts/bench/bench_score.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     console.print(f"wrote {out}", highlight=False)

@@ -29,7 +29,9 @@ class DistillConfig(BaseModel):
     """Train the configured model as the teacher, then a student with fewer encoder layers from its soft targets."""
     student_layers: int = Field(6, ge=1, le=12)
     init: Literal["teacher", "pretrained"] = "teacher"
-    """Start the student from the fine-tuned teacher's lower layers and head, or from the pretrained encoder's."""
+    """Start the student from the fine-tuned teacher's layers and head, or from the pretrained encoder's."""
+    layers: Literal["lower", "spread"] = "lower"
+    """Which teacher layers a teacher-initialised student keeps: the lowest, or spread evenly up to the top one."""
     alpha: float = Field(0.5, ge=0.0, le=1.0)
     temperature: float = Field(2.0, gt=0.0)
     unlabelled_rows: int = Field(0, ge=0)

@@ -228,7 +228,7 @@ def fit_one(
 ) -> RiskClassifier:
     clf = make_classifier(config)
     if teacher is not None and config.distill.init == "teacher":
-        e5_member(clf.backend).start_from(e5_member(teacher.backend))
+        e5_member(clf.backend).start_from(e5_member(teacher.backend), config.distill.layers)
     clf.fit(
         rows["text"],
         rows["label_set"],

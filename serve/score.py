@@ -14,12 +14,15 @@ Resumable: a shard is written to a hidden temporary file and renamed, then recor
 point). A re-run skips recorded shards whose file is present with the recorded size, and recomputes the rest. A
 manifest for another input, model, policy or options refuses the run unless `overwrite`.
 
-`score_batch` is the pure per-batch function (checked rows in, scored rows out) that another engine (Ray Data's
-`map_batches`) can reuse; `check_row` says why a row cannot be scored.
+`score_batch` is the pure per-batch function (checked rows in, scored rows out) and `check_row` says why a row
+cannot be scored; `write_shard` runs both over one shard and writes it. Another engine (serve/score_ray.py, Ray
+Data) reuses these three, `InputReader.plan` (each shard's row range and byte offset) and `InputReader.read` (the
+rows from one such offset), so its output is the same, file for file.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -27,6 +30,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +105,23 @@ class ScoreSummary:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "output": str(self.output)}
+
+    def add(self, entry: dict) -> None:
+        """Count a shard's manifest entry (freshly written or found done)."""
+        self.scored += entry["scored"]
+        self.rejected += entry["rejected"]
+        for reason, n in entry.get("reasons", {}).items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Shard `index` holds input rows [start, end); for JSONL and CSV, row `start` begins at byte `offset`."""
+
+    index: int
+    start: int
+    end: int
+    offset: int = 0
 
 
 # ----------------------------------------------------------------------------------------------- rows
@@ -262,23 +283,57 @@ class InputReader:
         return None  # JSONL: checked on the first row
 
     def __iter__(self) -> Iterator[dict]:
-        if self.format == "jsonl":
-            yield from self._jsonl()
-        elif self.format == "csv":
-            yield from self._csv()
-        elif self.format == "parquet":
-            import pyarrow.parquet as pq
+        return self.read()
 
-            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.options.batch_size * 16):
-                yield from batch.to_pylist()
+    def read(self, start: int = 0, offset: int = 0) -> Iterator[dict]:
+        """The rows from row `start` to the end; for JSONL and CSV, `offset` is where row `start` begins (`plan`)."""
+        if self.format == "jsonl":
+            yield from self._jsonl(offset, check=start == 0)
+        elif self.format == "csv":
+            yield from self._csv(offset)
+        elif self.format == "parquet":
+            yield from self._parquet(start)
         else:
-            for batch in self._dataset.iter(batch_size=self.options.batch_size * 16):
+            ds = self._dataset if start == 0 else self._dataset.select(range(start, len(self._dataset)))
+            for batch in ds.iter(batch_size=self.options.batch_size * 16):
                 columns = list(batch)
                 yield from (dict(zip(columns, values, strict=True)) for values in zip(*batch.values(), strict=True))
 
-    def _jsonl(self) -> Iterator[dict]:
-        first = True
+    def shard_rows(self, spec: ShardSpec) -> list[dict]:
+        """The rows of one shard of `plan`, read on their own (a worker's share of the input)."""
+        rows = list(islice(self.read(spec.start, spec.offset), spec.end - spec.start))
+        if len(rows) != spec.end - spec.start:
+            raise ScoreError(f"{self.path}: shard {spec.index} ends early; did the input change during the run?")
+        return rows
+
+    def plan(self, shard_size: int) -> list[ShardSpec]:
+        """Every shard's row range, and for JSONL and CSV its byte offset, so that a worker can read one shard alone.
+
+        Parquet and `datasets` record their row counts; a JSONL or CSV file takes one pass that splits it into rows
+        the way `read` does (JSONL lines, CSV records) without parsing them, apart from JSONL's first row check."""
+        if self.format in ("jsonl", "csv"):
+            starts, total = [], 0
+            for n, offset in enumerate(self._jsonl_offsets() if self.format == "jsonl" else self._csv_offsets()):
+                if n % shard_size == 0:
+                    starts.append((n, offset))
+                total = n + 1
+        else:
+            total = self.total or 0
+            starts = [(n, 0) for n in range(0, total, shard_size)]
+        ends = [n for n, _ in starts[1:]] + [total]
+        return [ShardSpec(i, n, end, offset) for i, ((n, offset), end) in enumerate(zip(starts, ends, strict=True))]
+
+    def _check_first(self, row: dict) -> None:
+        needed = [self.options.text_column, self.options.surface_column, self.options.country_column]
+        missing = [c for c in needed if c and c not in row]
+        if missing:
+            raise ScoreError(f"{self.path}: the first row has no column(s) {missing}; it has {sorted(row)}")
+
+    def _jsonl(self, offset: int = 0, check: bool = True) -> Iterator[dict]:
+        first = check
         with self.path.open(encoding="utf-8") as fh:
+            if offset:
+                fh.seek(offset)  # a byte position at a line start: a valid cookie for a stateless decoder
             for line in fh:
                 if not line.strip():
                     continue
@@ -291,30 +346,100 @@ class InputReader:
                     yield {"__error__": "a line must hold a JSON object"}
                     continue
                 if first:
-                    needed = [self.options.text_column, self.options.surface_column, self.options.country_column]
-                    missing = [c for c in needed if c and c not in row]
-                    if missing:
-                        raise ScoreError(f"{self.path}: the first row has no column(s) {missing}; it has {sorted(row)}")
+                    self._check_first(row)
                     first = False
                 yield row
 
-    def _csv(self) -> Iterator[dict]:
+    def _jsonl_offsets(self) -> Iterator[int]:
+        """Where each row (non-blank line) begins; lines split as `_jsonl` splits them (universal newlines)."""
+        position, first = 0, True
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            for line in fh:
+                start = position
+                position += len(line) if line.isascii() else len(line.encode("utf-8"))
+                if not line.strip():
+                    continue
+                if first:
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        row = None
+                    if isinstance(row, dict):
+                        self._check_first(row)
+                        first = False
+                yield start
+
+    def _csv(self, offset: int = 0) -> Iterator[dict]:
         with self.path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh, strict=True)
-            header = next(reader)
+            header = next(csv.reader(fh, strict=True))
+            if not offset:
+                yield from self._csv_rows(fh, header)
+                return
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            fh.seek(offset)
+            yield from self._csv_rows(fh, header)
+
+    @staticmethod
+    def _csv_rows(lines, header: list[str]) -> Iterator[dict]:
+        reader = csv.reader(lines, strict=True)
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # the csv module cannot resynchronise after e.g. an unclosed quote: the rest is one bad row
+                yield {"__error__": f"cannot parse CSV: {exc}"}
+                return
+            if len(values) != len(header):
+                yield {"__error__": f"expected {len(header)} fields, got {len(values)}"}
+            else:
+                yield dict(zip(header, values, strict=True))
+
+    def _csv_offsets(self) -> Iterator[int]:
+        """Where each record after the header begins: the csv module reads whole lines, one record at a time."""
+        with self.path.open("rb") as raw:
+            position = len(codecs.BOM_UTF8) if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
+        with self.path.open(encoding="utf-8-sig", newline="") as fh:
+
+            def counted() -> Iterator[str]:
+                nonlocal position
+                for line in fh:
+                    position += len(line) if line.isascii() else len(line.encode("utf-8"))
+                    yield line
+
+            reader = csv.reader(counted(), strict=True)
+            next(reader)  # the header
             while True:
+                start = position
                 try:
-                    values = next(reader)
+                    next(reader)
                 except StopIteration:
                     return
-                except csv.Error as exc:
-                    # the csv module cannot resynchronise after e.g. an unclosed quote: the rest is one bad row
-                    yield {"__error__": f"cannot parse CSV: {exc}"}
+                except csv.Error:
+                    yield start  # one bad row, the last (as `_csv` reads it)
                     return
-                if len(values) != len(header):
-                    yield {"__error__": f"expected {len(header)} fields, got {len(values)}"}
-                else:
-                    yield dict(zip(header, values, strict=True))
+                yield start
+
+    def _parquet(self, start: int) -> Iterator[dict]:
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(self.path)
+        groups, skip = [], start
+        for g in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(g).num_rows
+            if not groups and skip >= rows:
+                skip -= rows
+            else:
+                groups.append(g)
+        if not groups:
+            return
+        for batch in parquet.iter_batches(batch_size=self.options.batch_size * 16, row_groups=groups):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            yield from batch.slice(skip).to_pylist()
+            skip = 0
 
 
 # ----------------------------------------------------------------------------------------------- output
@@ -368,7 +493,23 @@ def _write_rows(path: Path, rows: list[dict], fmt: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), path)
+        try:
+            table = pa.Table.from_pylist(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise ScoreError(_parquet_refusal(rows)) from None  # never arrow's message: it may quote a value
+        pq.write_table(table, path)
+
+
+def _parquet_refusal(rows: list[dict]) -> str:
+    """Why Parquet cannot hold these rows, naming the column, not its values."""
+    for column in dict.fromkeys(k for row in rows for k in row):
+        kinds = sorted({type(row[column]).__name__ for row in rows if row.get(column) is not None})
+        if len(kinds) > 1:
+            return (
+                f"cannot write Parquet: column {column!r} holds {' and '.join(kinds)} values in different rows; "
+                "use --format jsonl, or give the column one type"
+            )
+    return "cannot write these rows as Parquet; use --format jsonl"
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -430,7 +571,8 @@ def _prepare_output(output: Path, identity: dict, overwrite: bool) -> dict:
     return manifest
 
 
-def _shard_done(output: Path, entry: dict | None) -> bool:
+def shard_intact(output: Path, entry: dict | None) -> bool:
+    """Whether the files a manifest entry names are there with the recorded sizes."""
     if not entry:
         return False
     part = output / entry["file"]
@@ -443,6 +585,64 @@ def _shard_done(output: Path, entry: dict | None) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- the run
+
+
+def check_options(options: ScoreOptions) -> None:
+    """Refuse options no engine can honour (before anything is read or written)."""
+    from serve.policy import SURFACES
+
+    if options.format not in OUTPUT_FORMATS:
+        raise ScoreError(f"unknown output format {options.format!r} (use {', '.join(OUTPUT_FORMATS)})")
+    if options.surface not in SURFACES:
+        raise ScoreError(f"unknown surface {options.surface!r} (allowed: {', '.join(SURFACES)})")
+    if options.shard_size < 1 or options.batch_size < 1 or options.max_chars < 1:
+        raise ScoreError("--shard-size, --batch-size and --max-chars must be at least 1")
+
+
+def run_identity(input: Path, reader: InputReader, model_version: str, policy_version: str, options) -> dict:
+    """What an OUTPUT was written for; a run with another identity cannot reuse its shards. The engine is not part
+    of it: both write the same files, so a run started by one can be finished by the other."""
+    return {
+        "input": {"path": str(input.resolve()), "format": reader.format, "fingerprint": fingerprint(input)},
+        "model_version": model_version,
+        "policy_version": policy_version,
+        "options": options.output_identity(),
+    }
+
+
+def start_output(output: Path, identity: dict, overwrite: bool) -> dict:
+    """The manifest to continue from; refuses a conflicting earlier run (see `_prepare_output`)."""
+    manifest = _prepare_output(output, identity, overwrite)
+    (output / SUCCESS_NAME).unlink(missing_ok=True)
+    return manifest
+
+
+def done_entry(output: Path, manifest: dict, index: int, start: int, end: int) -> dict | None:
+    """The manifest entry of shard `index` when it is done for rows [start, end) and its files are intact."""
+    entry = manifest["shards"].get(f"{index:05d}")
+    if shard_intact(output, entry) and entry["start"] == start and entry["end"] == end:
+        return entry
+    return None
+
+
+def commit_shard(output: Path, manifest: dict, index: int, entry: dict) -> None:
+    """Record a written shard: the manifest, rewritten atomically, is the commit point."""
+    manifest["shards"][f"{index:05d}"] = entry
+    _write_json(output / MANIFEST_NAME, manifest)
+
+
+def finish_output(output: Path, manifest: dict, summary: ScoreSummary) -> None:
+    """rejects.jsonl from the shards' rejects, the manifest marked complete, then _SUCCESS."""
+    # shards beyond the input's end (it cannot have shrunk with the same fingerprint, but be safe)
+    for key in [k for k in manifest["shards"] if int(k) >= summary.shards]:
+        del manifest["shards"][key]
+    _assemble_rejects(output, manifest)
+    manifest["complete"] = True
+    manifest["summary"] = {
+        k: v for k, v in summary.to_dict().items() if k in ("rows", "scored", "rejected", "shards", "reasons")
+    }
+    _write_json(output / MANIFEST_NAME, manifest)
+    (output / SUCCESS_NAME).write_text("")
 
 
 def score_file(
@@ -458,69 +658,47 @@ def score_file(
     """Score INPUT into the directory OUTPUT (see the module's docstring); resumes a run interrupted earlier.
 
     `model`: a RiskClassifier or an artifact path; `policy`: a Policy, a policy file, or None for the shipped one.
-    Raises ScoreError for a usage problem (before anything is written)."""
+    Raises ScoreError for a usage problem (before anything is written, or for a shard Parquet cannot hold)."""
     from model.classifier import RiskClassifier
-    from serve.policy import SURFACES, Policy, load_policy
+    from serve.policy import Policy, load_policy
     from serve.settings import SERVE_DIR
 
     input, output = Path(input), Path(output)
-    if options.format not in OUTPUT_FORMATS:
-        raise ScoreError(f"unknown output format {options.format!r} (use {', '.join(OUTPUT_FORMATS)})")
-    if options.surface not in SURFACES:
-        raise ScoreError(f"unknown surface {options.surface!r} (allowed: {', '.join(SURFACES)})")
-    if options.shard_size < 1 or options.batch_size < 1 or options.max_chars < 1:
-        raise ScoreError("--shard-size, --batch-size and --max-chars must be at least 1")
+    check_options(options)
     reader = InputReader(input, options)
     classifier = model if isinstance(model, RiskClassifier) else RiskClassifier.load(model)
     if not isinstance(policy, Policy):
         policy = load_policy(policy or SERVE_DIR / "policy.yaml")
     policy.check_operating_points(set(classifier.operating_points))
     thresholds = {k: p.threshold for k, p in classifier.operating_points.items()}
-    identity = {
-        "input": {"path": str(input.resolve()), "format": reader.format, "fingerprint": fingerprint(input)},
-        "model_version": classifier.version,
-        "policy_version": policy.version_tag,
-        "options": options.output_identity(),
-    }
-    manifest = _prepare_output(output, identity, overwrite)
-    (output / SUCCESS_NAME).unlink(missing_ok=True)
+    identity = run_identity(input, reader, classifier.version, policy.version_tag, options)
+    manifest = start_output(output, identity, overwrite)
     summary = ScoreSummary(output=output)
 
-    bar = _progress(reader.total) if progress else None
+    bar = progress_bar(reader.total) if progress else None
     try:
         for index, rows in enumerate(_shards(reader, options.shard_size)):
             start = index * options.shard_size
-            key = f"{index:05d}"
-            entry = manifest["shards"].get(key)
             summary.shards += 1
             summary.rows += len(rows)
-            if _shard_done(output, entry) and entry["start"] == start and entry["end"] == start + len(rows):
+            entry = done_entry(output, manifest, index, start, start + len(rows))
+            if entry is not None:
                 summary.shards_skipped += 1
-                summary.scored += entry["scored"]
-                summary.rejected += entry["rejected"]
-                for reason, n in entry.get("reasons", {}).items():
-                    summary.reasons[reason] = summary.reasons.get(reason, 0) + n
             else:
-                entry = _score_shard(output, index, start, rows, classifier, policy, thresholds, options, summary)
-                manifest["shards"][key] = entry
-                _write_json(output / MANIFEST_NAME, manifest)  # the commit point of the shard
+                entry = write_shard(output, index, start, rows, classifier, policy, thresholds, options)
+                commit_shard(output, manifest, index, entry)
+            summary.add(entry)
             if bar is not None:
                 bar[0].advance(bar[1], len(rows))
-        # shards beyond the input's end (it cannot have shrunk with the same fingerprint, but be safe)
-        for key in [k for k in manifest["shards"] if int(k) >= summary.shards]:
-            del manifest["shards"][key]
-        _assemble_rejects(output, manifest, options.format)
-        manifest["complete"] = True
-        manifest["summary"] = {k: v for k, v in summary.to_dict().items() if k not in ("output", "shards_skipped")}
-        _write_json(output / MANIFEST_NAME, manifest)
-        (output / SUCCESS_NAME).write_text("")
+        finish_output(output, manifest, summary)
     finally:
         if bar is not None:
             bar[0].stop()
     return summary
 
 
-def _progress(total: int | None):
+def progress_bar(total: int | None):
+    """A Rich progress bar of rows on stderr: (progress, task)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -542,7 +720,12 @@ def _shards(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield shard
 
 
-def _score_shard(output, index, start, rows, classifier, policy, thresholds, options, summary) -> dict:
+def write_shard(
+    output: Path, index: int, start: int, rows: list[dict], classifier, policy, thresholds, options: ScoreOptions
+) -> dict:
+    """Check, score and write one shard (rows from input row `start` on) and its rejects; its manifest entry.
+
+    Writes atomically, so running it twice for the same shard (a retried worker) is harmless."""
     good: list[dict] = []
     rejects: list[dict] = []
     reasons: dict[str, int] = {}
@@ -569,10 +752,6 @@ def _score_shard(output, index, start, rows, classifier, policy, thresholds, opt
             output / REJECTS_DIR / shard_name(index, "jsonl"), lambda tmp: _write_rows(tmp, rejects, "jsonl")
         )
     size = _atomic_write(output / name, lambda tmp: _write_rows(tmp, scored, options.format))
-    summary.scored += len(scored)
-    summary.rejected += len(rejects)
-    for reason, n in reasons.items():
-        summary.reasons[reason] = summary.reasons.get(reason, 0) + n
     return {
         "file": name,
         "start": start,
@@ -585,7 +764,7 @@ def _score_shard(output, index, start, rows, classifier, policy, thresholds, opt
     }
 
 
-def _assemble_rejects(output: Path, manifest: dict, fmt: str) -> None:
+def _assemble_rejects(output: Path, manifest: dict) -> None:
     def write(tmp: Path) -> None:
         with tmp.open("wb") as out:
             for key in sorted(manifest["shards"]):

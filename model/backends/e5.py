@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -49,6 +51,9 @@ class E5Config(BaseModel):
     """Stop after this many optimiser steps (smoke tests)."""
     quantize: bool = False
     """int8 dynamic quantisation of the linear layers at load time (CPU serving)."""
+    runtime: Literal["torch", "onnx"] = "torch"
+    """Inference engine of a loaded model: eager PyTorch, or ONNX Runtime on the same fp32 weights (faster on
+    small batches; model/backends/onnx_runtime.py). SAHAY_E5_RUNTIME overrides it at load. int8 runs in PyTorch."""
     distill_alpha: float = 0.5
     """With teacher logits: loss = alpha * soft-target loss + (1 - alpha) * partial-label loss."""
     distill_temperature: float = 2.0
@@ -76,12 +81,30 @@ def _int8(module: nn.Module) -> nn.Module:
     return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
 
 
-def _keep_lower_layers(encoder: nn.Module, n: int) -> None:
-    layers = encoder.encoder.layer
-    if not 1 <= n <= len(layers):
-        raise ValueError(f"num_layers must be between 1 and {len(layers)}, got {n}")
-    encoder.encoder.layer = nn.ModuleList(list(layers)[:n])
+def layer_choice(total: int, n: int, how: str = "lower") -> list[int]:
+    """Which of `total` layers a model of `n` keeps: the lowest n, or n spread evenly from the first to the last
+    (a student then keeps its teacher's top, task-adapted layer as well as its lower ones, as DistilBERT does)."""
+    if not 1 <= n <= total:
+        raise ValueError(f"num_layers must be between 1 and {total}, got {n}")
+    if how == "lower" or n == 1:
+        return list(range(n))
+    if how == "spread":
+        return [round(i * (total - 1) / (n - 1)) for i in range(n)]
+    raise ValueError(f"unknown layer choice {how!r} (lower or spread)")
+
+
+def _keep_lower_layers(encoder: nn.Module, n: int, how: str = "lower") -> None:
+    layers = list(encoder.encoder.layer)
+    encoder.encoder.layer = nn.ModuleList([layers[i] for i in layer_choice(len(layers), n, how)])
     encoder.config.num_hidden_layers = n
+
+
+def runtime(config: E5Config) -> str:
+    """The inference engine to load: SAHAY_E5_RUNTIME when set, else the artifact's own setting."""
+    chosen = os.environ.get("SAHAY_E5_RUNTIME") or config.runtime
+    if chosen not in ("torch", "onnx"):
+        raise ValueError(f"SAHAY_E5_RUNTIME must be 'torch' or 'onnx', got {chosen!r}")
+    return chosen
 
 
 class E5Backend:
@@ -93,6 +116,8 @@ class E5Backend:
         self.module = module
         self.float_module: E5Classifier | None = None
         """The fp32 original while `module` is its int8 copy (see `quantize`)."""
+        self.runner = None
+        """What `logits` calls: `module`, or its ONNX Runtime session when loaded with runtime 'onnx'."""
         self._set_threads()
 
     def _set_threads(self) -> None:
@@ -141,12 +166,12 @@ class E5Backend:
         _keep_lower_layers(encoder, self.config.num_layers)
         self.module = E5Classifier(encoder, self.config.dropout)
 
-    def start_from(self, other: E5Backend) -> None:
-        """Begin training from a copy of another (fine-tuned) model's lower `num_layers` layers and head: a student
-        initialised from its teacher keeps the teacher's adapted embeddings and lower layers."""
+    def start_from(self, other: E5Backend, layers: str = "lower") -> None:
+        """Begin training from a copy of another (fine-tuned) model's embeddings, head and `num_layers` of its
+        layers (`layers`: the lowest, or spread from first to last; see `layer_choice`)."""
         self.tokenizer = other.tokenizer
         self.module = copy.deepcopy(other.float_module or other.module)
-        _keep_lower_layers(self.module.encoder, self.config.num_layers)
+        _keep_lower_layers(self.module.encoder, self.config.num_layers, layers)
 
     def _freeze(self) -> None:
         enc = self.module.encoder
@@ -257,6 +282,7 @@ class E5Backend:
         if not texts:
             return np.zeros((0, N_LABELS))
         self.module.eval()
+        run = self.runner or self.module
         ids = self._encode(list(texts))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), N_LABELS), dtype=np.float32)
@@ -265,7 +291,7 @@ class E5Backend:
             for start in range(0, len(order), size):
                 chunk = order[start : start + size]
                 input_ids, attention = self._collate([ids[i] for i in chunk])
-                out[chunk] = self.module(input_ids, attention).float().numpy()
+                out[chunk] = run(input_ids, attention).float().numpy()
         return out
 
     # -- persistence ----------------------------------------------------------------------------------------
@@ -275,6 +301,7 @@ class E5Backend:
         if self.float_module is None:
             self.float_module = self.module
             self.module = _int8(copy.deepcopy(self.module))
+        self.runner = None
         self.config = self.config.model_copy(update={"quantize": True})
 
     def dequantize(self) -> None:
@@ -292,6 +319,10 @@ class E5Backend:
         self.tokenizer.save_pretrained(encoder_dir)
         save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, directory / "head.safetensors")
         (directory / "config.json").write_text(self.config.model_dump_json(indent=2))
+        if self.config.runtime == "onnx" and not self.config.quantize:
+            from model.backends.onnx_runtime import cached_graph
+
+            cached_graph(directory, module, self.config.max_length)
 
     @classmethod
     def load(cls, directory: Path) -> E5Backend:
@@ -305,7 +336,14 @@ class E5Backend:
         module.eval()
         if config.quantize:
             module = _int8(module)
-        return cls(config, tokenizer, module)
+        backend = cls(config, tokenizer, module)
+        if runtime(config) == "onnx" and not config.quantize:
+            from model.backends import default_threads
+            from model.backends.onnx_runtime import OnnxClassifier, cached_graph
+
+            graph = cached_graph(directory, module, config.max_length)
+            backend.runner = OnnxClassifier(graph, default_threads(config.threads))
+        return backend
 
     def config_dict(self) -> dict:
         return json.loads(self.config.model_dump_json())
