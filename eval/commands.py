@@ -101,8 +101,8 @@ def bench_command(
         typer.Option(
             "--score",
             help="measure bulk scoring (`sahay score`) instead: rows/s of the local engine and of the Ray engine "
-            "with each --workers count, for each --model (default: artifacts/model, artifacts/model-student, "
-            "artifacts/baseline, those present)",
+            "with each --workers count, for each --model (default: artifacts/model, the other distilled model "
+            "(artifacts/model-student or artifacts/model-teacher) and artifacts/baseline, those present)",
         ),
     ] = False,
     rows: Annotated[int, typer.Option(min=1, help="with --score: rows of the made-up input")] = 2000,
@@ -240,10 +240,10 @@ def _bench_score(models: list[Path] | None, texts: Path | None, out: Path | None
         counts = []
     if not counts or min(counts) < 1:
         raise _fail_plain(f"--workers must be positive integers separated by commas, got {workers!r}")
-    defaults = [Path("artifacts/model"), Path("artifacts/model-student"), Path("artifacts/baseline")]
+    defaults = [Path(f"artifacts/{name}") for name in ("model", "model-student", "model-teacher", "baseline")]
     models = models or [p for p in defaults if (p / MANIFEST).is_file()]
     if not models:
-        raise _fail("no model artifact in artifacts/model, artifacts/model-student or artifacts/baseline; pass --model")
+        raise _fail("no model artifact in artifacts/model, model-student, model-teacher or baseline; pass --model")
     for path in models:
         if not (path / MANIFEST).is_file():
             raise _fail_plain(f"{path} is not a model artifact (no {MANIFEST}); train one with `sahay train`")
