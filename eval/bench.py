@@ -161,6 +161,7 @@ def bench_model(
         "version": clf.version,
         "load_s": load_s,
         "torch_threads": torch_threads,
+        "engine": None,
         "layers": None,
         "int8": None,
         "tokens_per_text": None,
@@ -168,11 +169,11 @@ def bench_model(
     }
     e5 = e5_member(clf.backend)
     if e5 is not None:
-        encoder_config = e5.module.encoder.config
-        prepared = [e5.config.prefix + RiskClassifier._prepare(t) for t in texts]
-        ids = e5.tokenizer(prepared, truncation=True, max_length=e5.config.max_length)["input_ids"]
+        encoder_config = e5.encoder_config
+        ids = e5.token_ids([RiskClassifier._prepare(t) for t in texts])
         lengths = [len(x) for x in ids]
         result |= {
+            "engine": "onnxruntime" if hasattr(e5, "session") else "pytorch",
             "layers": encoder_config.num_hidden_layers,
             "int8": e5.config.quantize,
             "tokens_per_text": float(np.mean(lengths)),
@@ -209,6 +210,7 @@ def bench_peer(
         "version": version,
         "load_s": load_s,
         "torch_threads": None,
+        "engine": None,
         "layers": None,
         "int8": None,
         "tokens_per_text": None,

@@ -274,8 +274,8 @@ def _fmt(value: float | None, spec: str) -> str:
 def bench_table(report: dict) -> Table:
     """One row per model and batch size; the model's own figures on its first row."""
     table = Table(title=f"sahay bench — {report['settings']['texts']} texts")
-    for name in ("model", "kind", "layers", "int8", "batch", "texts/s", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(name, justify="left" if name in ("model", "kind") else "right")
+    for name in ("model", "kind", "engine", "layers", "int8", "batch", "texts/s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(name, justify="left" if name in ("model", "kind", "engine") else "right")
     for name in ("RSS MB", "GFLOP/text", "% of ceiling"):
         table.add_column(name, justify="right")
     for m in report["models"]:
@@ -286,6 +286,7 @@ def bench_table(report: dict) -> Table:
             table.add_row(
                 m["path"] if first else "",
                 m["kind"] if first else "",
+                (m.get("engine") or "-") if first else "",
                 _fmt(m["layers"], "d") if first else "",
                 ("-" if m["int8"] is None else "yes" if m["int8"] else "no") if first else "",
                 str(b["batch_size"]),

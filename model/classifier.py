@@ -21,7 +21,7 @@ from rich.progress import Progress
 from data.langid import detect_lang
 from data.normalize import normalize
 from data.taxonomy import LABELS
-from model.backends import Backend, backend_class
+from model.backends import Backend, load_backend
 from model.calibration import calibrated_probs, fit_temperature
 from model.explain import occlusion_spans
 from model.labels import SIGNAL_MASKS, label_masks
@@ -197,6 +197,6 @@ class RiskClassifier:
         manifest = json.loads(manifest_file.read_text())
         if manifest.get("labels") != list(LABELS):
             raise ValueError(f"{path}: artifact labels {manifest.get('labels')} differ from this version's {LABELS}")
-        backend = backend_class(manifest["kind"]).load(path / "backend")
+        backend = load_backend(manifest["kind"], path / "backend")
         points = {k: OperatingPoint(**v) for k, v in manifest.get("operating_points", {}).items()}
         return cls(backend, manifest["temperature"], points, manifest["version"])

@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.backends.e5 import E5Config
+from model.backends.e5_config import E5Config
 from model.backends.ensemble import EnsembleConfig
 from model.backends.tfidf import TfidfConfig
 
@@ -37,6 +37,12 @@ class DistillConfig(BaseModel):
     unlabelled_rows: int = Field(0, ge=0)
     """Public texts that no model trains on with their labels, added with the teacher's soft targets only: the
     student then imitates the teacher on real posts as well as on the labelled rows."""
+    epochs: int | None = Field(None, ge=1)
+    """Epochs of the student (None: the e5 setting). It starts from the fine-tuned teacher, so it needs fewer."""
+    patience: int | None = Field(None, ge=0)
+    """Early-stopping patience of the student (None: the e5 setting, which the teacher uses). The teacher's best
+    epoch came right before its first worse one in every run so far, while the student improved again after a
+    worse epoch, so the default stops the teacher at once (e5.patience 0) and gives the student one more."""
     max_gap: float = 0.02
     """The student becomes the default model when its validation figures are within this of the teacher's."""
 

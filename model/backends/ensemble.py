@@ -16,7 +16,7 @@ from rich.progress import Progress
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-from model.backends.e5 import E5Backend, E5Config
+from model.backends.e5_config import E5Config
 from model.backends.tfidf import TfidfBackend, TfidfConfig
 from model.calibration import partial_nll
 
@@ -32,12 +32,16 @@ class EnsembleBackend:
     def __init__(
         self,
         config: EnsembleConfig | None = None,
-        e5: E5Backend | None = None,
+        e5=None,
         tfidf: TfidfBackend | None = None,
         weight: float = 0.5,
     ):
         self.config = config or EnsembleConfig()
-        self.e5 = e5 or E5Backend(E5Config())
+        if e5 is None:
+            from model.backends.e5 import E5Backend
+
+            e5 = E5Backend(E5Config())
+        self.e5 = e5
         self.tfidf = tfidf or TfidfBackend(TfidfConfig())
         self.weight = self.config.e5_weight if self.config.e5_weight is not None else weight
 
@@ -107,12 +111,12 @@ class EnsembleBackend:
 
     @classmethod
     def load(cls, directory: Path) -> EnsembleBackend:
-        from model.backends import backend_class
+        from model.backends import load_backend
 
         raw = json.loads((directory / "config.json").read_text())
         weight, members = raw.pop("weight"), raw.pop("members", {"e5": "e5", "tfidf": "tfidf"})
-        e5 = backend_class(members["e5"]).load(directory / "e5")
-        tfidf = backend_class(members["tfidf"]).load(directory / "tfidf")
+        e5 = load_backend(members["e5"], directory / "e5")
+        tfidf = load_backend(members["tfidf"], directory / "tfidf")
         return cls(EnsembleConfig(**raw), e5, tfidf, weight)
 
     def config_dict(self) -> dict:

@@ -104,6 +104,11 @@ def test_bench_model_counts_tokens_and_flops_for_e5(tmp_path, converted_encoder)
     path = RiskClassifier(E5Backend(config)).fit(SENTENCES, labels).save(tmp_path / "e5")
     result = bench_model(path, SENTENCES, batch_sizes=(2,), seconds=0.05)
     assert result["kind"] == "e5" and result["layers"] == 1 and result["int8"] is False
+    assert result["engine"] == "pytorch"
     assert 2 < result["tokens_per_text"] <= 32
     assert result["gflop_per_text"] > 0 and result["batches"][0]["achieved_gflops"] > 0
     assert result["torch_threads"] >= 1
+    on_onnx = RiskClassifier(E5Backend(config.model_copy(update={"runtime": "onnx"}))).fit(SENTENCES, labels)
+    result = bench_model(on_onnx.save(tmp_path / "e5-onnx"), SENTENCES, batch_sizes=(2,), seconds=0.05)
+    assert result["engine"] == "onnxruntime" and result["layers"] == 1
+    assert 2 < result["tokens_per_text"] <= 32 and result["gflop_per_text"] > 0

@@ -1,6 +1,7 @@
 """The e5 model on ONNX Runtime gives PyTorch's numbers; students keep the teacher layers they are told to."""
 
 import importlib.util
+import subprocess
 import sys
 
 import numpy as np
@@ -52,28 +53,69 @@ def test_spread_student_keeps_the_teachers_first_and_last_layers(onnx_artifact):
     for s_index, t_index in ((0, 0), (1, 2)):
         s_state, t_state = s_layers[s_index].state_dict(), t_layers[t_index].state_dict()
         assert all(torch.equal(s_state[k], t_state[k]) for k in s_state)
-    assert not torch.equal(
-        s_layers[1].attention.self.query.weight, t_layers[1].attention.self.query.weight
-    ), "the middle teacher layer should have been skipped"
+    assert not torch.equal(s_layers[1].attention.self.query.weight, t_layers[1].attention.self.query.weight), (
+        "the middle teacher layer should have been skipped"
+    )
 
 
 def test_saved_graph_is_loaded_and_matches_pytorch(onnx_artifact, tiny_corpus, monkeypatch):
-    from model.backends.onnx_runtime import ONNX_FILE, OnnxClassifier
+    from model.backends.e5 import E5Backend
+    from model.backends.e5_onnx import E5OnnxBackend
+    from model.backends.onnx_runtime import ONNX_FILE
 
     _, path = onnx_artifact
     assert (path / "backend" / ONNX_FILE).is_file()
     texts = [*tiny_corpus[1][0][:12], "", "🙂🙂", "x " * 400]
     monkeypatch.setenv("SAHAY_E5_RUNTIME", "torch")
     eager = RiskClassifier.load(path)
-    assert eager.backend.runner is None
+    assert isinstance(eager.backend, E5Backend) and eager.backend.runner is None
     monkeypatch.delenv("SAHAY_E5_RUNTIME")
     onnx = RiskClassifier.load(path)
-    assert isinstance(onnx.backend.runner, OnnxClassifier)
+    assert isinstance(onnx.backend, E5OnnxBackend)
     assert onnx.version == eager.version
     assert np.allclose(onnx.predict_proba(texts), eager.predict_proba(texts), atol=1e-5)
     batched = onnx.predict_proba(texts[:4])
     one_by_one = np.vstack([onnx.predict_proba([t]) for t in texts[:4]])
     assert np.allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_onnx_tokens_equal_the_transformers_tokenizers(onnx_artifact, tiny_corpus, monkeypatch):
+    _, path = onnx_artifact
+    texts = [*tiny_corpus[0][0][:20], "", "   ", "😭🙏🏽", "मुझे नींद नहीं आती, yaar kal exam hai", "न" * 100_000]
+    onnx = RiskClassifier.load(path).backend
+    monkeypatch.setenv("SAHAY_E5_RUNTIME", "torch")
+    eager = RiskClassifier.load(path).backend
+    assert onnx.token_ids(texts) == eager.token_ids(texts)
+    assert max(len(ids) for ids in onnx.token_ids(texts)) == onnx.config.max_length
+    assert onnx.encoder_config.num_hidden_layers == eager.encoder_config.num_hidden_layers == 3
+
+
+def test_serving_on_onnx_imports_neither_torch_nor_transformers(onnx_artifact):
+    """The serving process's memory: torch and transformers hold ~300 MB that inference on ONNX Runtime does not
+    need."""
+    _, path = onnx_artifact
+    code = (
+        "import sys\n"
+        "from model.classifier import RiskClassifier\n"
+        f"clf = RiskClassifier.load({str(path)!r})\n"
+        "p = clf.predict(['kal exam hai', 'मैं ठीक हूँ'])\n"
+        "assert len(p) == 2 and p[0].spans is not None\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_model_loaded_on_onnx_is_for_inference_and_saves_as_a_copy(onnx_artifact, tiny_corpus, tmp_path):
+    _, path = onnx_artifact
+    clf = RiskClassifier.load(path)
+    texts = tiny_corpus[1][0][:6]
+    copy = RiskClassifier.load(clf.save(tmp_path / "copy"))
+    assert copy.version == clf.version
+    assert np.allclose(copy.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+    with pytest.raises(RuntimeError, match=r"loaded for inference on ONNX Runtime.*sahay train"):
+        clf.backend.fit(texts, np.ones((len(texts), 5), dtype=bool))
 
 
 def test_missing_graph_is_exported_on_load_or_kept_in_memory(onnx_artifact, tiny_corpus, monkeypatch, tmp_path):
@@ -114,10 +156,51 @@ def test_bad_runtime_setting_and_missing_package_say_what_to_do(onnx_artifact, m
         RiskClassifier.load(path)
 
 
-def test_int8_runs_in_pytorch_even_when_onnx_is_asked(onnx_artifact, tiny_corpus):
-    _, path = onnx_artifact
-    clf = RiskClassifier.load(path)
-    clf.backend.quantize()
-    assert clf.backend.runner is None
-    assert any("quantized" in type(m).__module__ for m in clf.backend.module.modules())
-    assert clf.predict_proba(tiny_corpus[1][0][:3]).shape == (3, 5)
+def test_int8_on_onnx_runtime_is_saved_and_loaded_as_the_same_graph(onnx_artifact, tiny_corpus, tmp_path, monkeypatch):
+    from model.backends.e5_onnx import E5OnnxBackend
+    from model.backends.onnx_runtime import INT8_FILE, ONNX_FILE, OnnxClassifier
+
+    clf, _ = onnx_artifact
+    backend = clf.backend
+    texts = [*tiny_corpus[1][0][:10], "", "🙂"]
+    fp32 = clf.predict_proba(texts)
+    backend.quantize()
+    try:
+        assert isinstance(backend.runner, OnnxClassifier) and backend.config.quantize
+        int8 = clf.predict_proba(texts)
+        assert not np.allclose(int8, fp32, atol=1e-6), "the int8 graph should not give fp32's exact numbers"
+        assert np.abs(int8 - fp32).max() < 0.1
+        path = clf.save(tmp_path / "int8")
+    finally:
+        backend.dequantize()
+    assert backend.runner is None and np.allclose(clf.predict_proba(texts), fp32, atol=1e-6)
+    files = path / "backend"
+    assert (files / ONNX_FILE).is_file() and (files / INT8_FILE).is_file()
+    assert (files / INT8_FILE).stat().st_size < 0.6 * (files / ONNX_FILE).stat().st_size
+    loaded = RiskClassifier.load(path)
+    assert isinstance(loaded.backend, E5OnnxBackend) and loaded.backend.config.quantize
+    assert np.allclose(loaded.predict_proba(texts), int8, atol=1e-5)
+    (files / INT8_FILE).unlink()  # an artifact without the int8 graph quantises its fp32 graph again at load
+    assert np.allclose(RiskClassifier.load(path).predict_proba(texts), int8, atol=1e-5)
+    assert (files / INT8_FILE).is_file()
+    monkeypatch.setenv("SAHAY_E5_RUNTIME", "torch")  # PyTorch's own int8 on the same fp32 weights
+    eager = RiskClassifier.load(path)
+    assert any("quantized" in type(m).__module__ for m in eager.backend.module.modules())
+    assert np.abs(eager.predict_proba(texts) - int8).max() < 0.1
+
+
+def test_length_chunks_cover_every_text_once_and_bound_the_padding():
+    from model.backends.e5_onnx import length_chunks
+
+    lengths = [40, 12, 96, 13, 41, 12, 95, 3, 44, 14, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12]
+    chunks = length_chunks(lengths, max_texts=16, max_padding=0.2)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    for chunk in chunks:
+        sizes = [lengths[i] for i in chunk]
+        assert sizes == sorted(sizes) and len(chunk) <= 16
+        assert len(chunk) * max(sizes) <= 1.2 * sum(sizes) or len(chunk) == 1
+    twelves = [c for c in chunks if {lengths[i] for i in c} <= {12, 13, 14}]
+    assert [len(c) for c in twelves] == [16, 1], "similar lengths share a pass until max_texts"
+    assert [lengths[i] for i in chunks[0]] == [3], "a 3-token text is not padded to 12"
+    assert length_chunks([], 16) == [] and length_chunks([5], 16) == [[0]]
+    assert length_chunks([10, 10, 10], 16, max_padding=10.0) == [[0, 1, 2]]

@@ -89,3 +89,18 @@ def test_rows_that_allow_every_label_do_not_change_the_baseline(tiny_corpus):
     noise = ["zorblat quaxil mervin", "tindor palvek alpha"]
     padded.fit(texts + noise, np.vstack([masks, label_masks([list(LABELS)] * 2)]))
     assert np.allclose(plain.logits(texts[:10]), padded.logits(texts[:10]))
+
+
+def test_student_takes_its_own_epochs_and_patience_and_the_teacher_keeps_the_e5_ones():
+    from model.config import load_config
+    from model.train import student_config
+
+    default = load_config()
+    assert (default.e5.epochs, default.e5.patience) == (8, 0)
+    assert (default.distill.epochs, default.distill.patience) == (6, 1)
+    student = student_config(default)
+    assert (student.e5.epochs, student.e5.patience) == (6, 1)
+    assert student.e5.num_layers == default.distill.student_layers
+    assert (default.e5.epochs, default.e5.patience) == (8, 0), "the teacher's settings must not change"
+    unset = TrainConfig.model_validate({"e5": {"epochs": 3, "patience": 2}, "distill": {"enabled": True}})
+    assert (student_config(unset).e5.epochs, student_config(unset).e5.patience) == (3, 2)
