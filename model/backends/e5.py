@@ -304,11 +304,11 @@ class E5Backend:
         save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, directory / "head.safetensors")
         (directory / "config.json").write_text(self.config.model_dump_json(indent=2))
         if self.config.runtime == "onnx":  # the serving engine's graphs, so loading needs no export
-            from model.backends.onnx_runtime import cached_graph, cached_int8_graph, quantize_graph
+            from model.backends.onnx_runtime import INT8_FILE, cached, cached_graph, quantize_graph
 
             graph = cached_graph(directory, module, self.config.max_length)
-            if self.config.quantize:
-                cached_int8_graph(directory, lambda: self.int8_graph or quantize_graph(graph))
+            if self.config.quantize:  # the int8 graph this model was checked with, else one made now
+                cached(directory / INT8_FILE, lambda: self.int8_graph or quantize_graph(graph))
 
     @classmethod
     def load(cls, directory: Path) -> E5Backend:

@@ -171,12 +171,14 @@ def test_int8_on_onnx_runtime_is_saved_and_loaded_as_the_same_graph(onnx_artifac
         assert not np.allclose(int8, fp32, atol=1e-6), "the int8 graph should not give fp32's exact numbers"
         assert np.abs(int8 - fp32).max() < 0.1
         path = clf.save(tmp_path / "int8")
+        checked_graph = backend.int8_graph
     finally:
         backend.dequantize()
     assert backend.runner is None and np.allclose(clf.predict_proba(texts), fp32, atol=1e-6)
     files = path / "backend"
     assert (files / ONNX_FILE).is_file() and (files / INT8_FILE).is_file()
     assert (files / INT8_FILE).stat().st_size < 0.6 * (files / ONNX_FILE).stat().st_size
+    assert (files / INT8_FILE).read_bytes() == checked_graph, "save writes the graph the int8 check ran"
     loaded = RiskClassifier.load(path)
     assert isinstance(loaded.backend, E5OnnxBackend) and loaded.backend.config.quantize
     assert np.allclose(loaded.predict_proba(texts), int8, atol=1e-5)
