@@ -188,8 +188,9 @@ class RiskClassifier:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> RiskClassifier:
-        """Load an artifact directory written by `save` (or `sahay train`)."""
+    def load(cls, path: str | Path, threads: int | None = None) -> RiskClassifier:
+        """Load an artifact directory written by `save` (or `sahay train`); `threads`: the encoder's inference
+        threads (None: SAHAY_THREADS, else every core)."""
         path = Path(path)
         manifest_file = path / MANIFEST
         if not manifest_file.is_file():
@@ -197,6 +198,6 @@ class RiskClassifier:
         manifest = json.loads(manifest_file.read_text())
         if manifest.get("labels") != list(LABELS):
             raise ValueError(f"{path}: artifact labels {manifest.get('labels')} differ from this version's {LABELS}")
-        backend = load_backend(manifest["kind"], path / "backend")
+        backend = load_backend(manifest["kind"], path / "backend", threads)
         points = {k: OperatingPoint(**v) for k, v in manifest.get("operating_points", {}).items()}
         return cls(backend, manifest["temperature"], points, manifest["version"])

@@ -110,7 +110,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
         )
         started = time.perf_counter()
         try:
-            classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path)
+            classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path, settings.inference_threads())
         except Exception:
             slog.log_event(log, "model_load_failed", logging.ERROR, model_path=str(settings.model_path))
             raise
@@ -137,6 +137,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             "model_loaded",
             model_version=classifier.version,
             policy_version=policy.version,
+            inference_threads=settings.inference_threads(),
             load_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         background = [

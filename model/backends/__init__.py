@@ -56,13 +56,18 @@ def backend_class(kind: str) -> type[Backend]:
     raise ValueError(f"unknown model kind {kind!r}; expected 'tfidf', 'e5' or 'ensemble'")
 
 
-def load_backend(kind: str, directory: Path) -> Backend:
+def load_backend(kind: str, directory: Path, threads: int | None = None) -> Backend:
     """A saved backend, ready for inference; an e5 model on the engine its config (or SAHAY_E5_RUNTIME) asks
-    for: ONNX Runtime without torch, or PyTorch."""
+    for: ONNX Runtime without torch, or PyTorch. `threads`: the encoder's inference threads (None: its config's,
+    SAHAY_THREADS or every core); the n-gram baseline runs on the calling thread either way."""
     if kind == "e5":
         from model.backends.e5_onnx import load_e5
 
-        return load_e5(directory)
+        return load_e5(directory, threads)
+    if kind == "ensemble":
+        from model.backends.ensemble import EnsembleBackend
+
+        return EnsembleBackend.load(directory, threads)
     return backend_class(kind).load(directory)
 
 

@@ -311,12 +311,12 @@ class E5Backend:
                 cached(directory / INT8_FILE, lambda: self.int8_graph or quantize_graph(graph))
 
     @classmethod
-    def load(cls, directory: Path) -> E5Backend:
+    def load(cls, directory: Path, config: E5Config | None = None) -> E5Backend:
         """The saved model in PyTorch (training code, SAHAY_E5_RUNTIME=torch); serving on ONNX Runtime goes
         through model/backends/e5_onnx.py's `load_e5`, which needs no torch. int8 here is PyTorch's."""
         from transformers import AutoTokenizer
 
-        config = E5Config.model_validate_json((directory / "config.json").read_text())
+        config = config or E5Config.model_validate_json((directory / "config.json").read_text())
         tokenizer = AutoTokenizer.from_pretrained(directory / "encoder")
         module = load_module(directory, config)
         if config.quantize:

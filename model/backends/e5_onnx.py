@@ -27,13 +27,16 @@ from model.backends.onnx_runtime import (
 from model.labels import N_LABELS
 
 
-def load_e5(directory: Path):
-    """A saved e5 backend on the engine its config (or SAHAY_E5_RUNTIME) asks for."""
+def load_e5(directory: Path, threads: int | None = None):
+    """A saved e5 backend on the engine its config (or SAHAY_E5_RUNTIME) asks for, with `threads` inference
+    threads when given (else the config's, SAHAY_THREADS or every core)."""
     config = E5Config.model_validate_json((directory / "config.json").read_text())
+    if threads:
+        config = config.model_copy(update={"threads": threads})
     if runtime(config) == "torch":
         from model.backends.e5 import E5Backend
 
-        return E5Backend.load(directory)
+        return E5Backend.load(directory, config)
     return E5OnnxBackend.load(directory, config)
 
 

@@ -206,3 +206,16 @@ def test_length_chunks_cover_every_text_once_and_bound_the_padding():
     assert [lengths[i] for i in chunks[0]] == [3], "a 3-token text is not padded to 12"
     assert length_chunks([], 16) == [] and length_chunks([5], 16) == [[0]]
     assert length_chunks([10, 10, 10], 16, max_padding=10.0) == [[0, 1, 2]]
+
+
+def test_inference_threads_reach_the_onnx_session(onnx_artifact, tiny_corpus, monkeypatch):
+    """`RiskClassifier.load(path, threads=N)` sizes ONNX Runtime's pool (the service passes cores - 1); without
+    it SAHAY_THREADS decides; the numbers do not depend on it."""
+    _, path = onnx_artifact
+    monkeypatch.setenv("SAHAY_THREADS", "2")
+    default = RiskClassifier.load(path)
+    one = RiskClassifier.load(path, threads=1)
+    threads = lambda clf: clf.backend.session.session.get_session_options().intra_op_num_threads  # noqa: E731
+    assert (threads(default), threads(one)) == (2, 1)
+    texts = tiny_corpus[1][0][:6]
+    assert np.allclose(one.predict_proba(texts), default.predict_proba(texts), atol=1e-6)
