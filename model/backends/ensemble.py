@@ -110,12 +110,12 @@ class EnsembleBackend:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> EnsembleBackend:
+    def load(cls, directory: Path, threads: int | None = None) -> EnsembleBackend:
         from model.backends import load_backend
 
         raw = json.loads((directory / "config.json").read_text())
         weight, members = raw.pop("weight"), raw.pop("members", {"e5": "e5", "tfidf": "tfidf"})
-        e5 = load_backend(members["e5"], directory / "e5")
+        e5 = load_backend(members["e5"], directory / "e5", threads)
         tfidf = load_backend(members["tfidf"], directory / "tfidf")
         return cls(EnsembleConfig(**raw), e5, tfidf, weight)
 

@@ -43,3 +43,5 @@ def test_save_load_round_trip(ensemble, tmp_path):
     loaded = RiskClassifier.load(tmp_path)
     assert loaded.backend.weight == backend.weight
     assert np.allclose(clf.predict_proba(texts), loaded.predict_proba(texts))
+    one_thread = RiskClassifier.load(tmp_path, threads=1)  # what the service asks for on 2 cores
+    assert np.allclose(clf.predict_proba(texts), one_thread.predict_proba(texts))
