@@ -97,9 +97,9 @@ def test_student_takes_its_own_epochs_and_patience_and_the_teacher_keeps_the_e5_
 
     default = load_config()
     assert (default.e5.epochs, default.e5.patience) == (8, 0)
-    assert (default.distill.epochs, default.distill.patience) == (4, 1)
+    assert (default.distill.epochs, default.distill.patience) == (6, 1)
     student = student_config(default)
-    assert (student.e5.epochs, student.e5.patience) == (4, 1)
+    assert (student.e5.epochs, student.e5.patience) == (6, 1)
     assert student.e5.num_layers == default.distill.student_layers
     assert (default.e5.epochs, default.e5.patience) == (8, 0), "the teacher's settings must not change"
     unset = TrainConfig.model_validate({"e5": {"epochs": 3, "patience": 2}, "distill": {"enabled": True}})
