@@ -109,8 +109,9 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             engine, lease_seconds=settings.lease_seconds, pseudonym_secret=settings.pseudonym_secret
         )
         started = time.perf_counter()
+        threads = settings.inference_threads()
         try:
-            classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path, settings.inference_threads())
+            classifier = await run_in_threadpool(RiskClassifier.load, settings.model_path, threads)
         except Exception:
             slog.log_event(log, "model_load_failed", logging.ERROR, model_path=str(settings.model_path))
             raise
@@ -137,7 +138,7 @@ def create_app(settings: ServeSettings | None = None, on_ready: Callable[[FastAP
             "model_loaded",
             model_version=classifier.version,
             policy_version=policy.version,
-            inference_threads=settings.inference_threads(),
+            inference_threads=threads,
             load_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         background = [

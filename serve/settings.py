@@ -61,17 +61,17 @@ class ServeSettings(BaseSettings):
     """Most texts in one forward pass."""
     threads: int | None = Field(None, ge=0)
     """The encoder's inference threads (`SAHAY_THREADS`). Unset or 0: every core but one, which is left to the event
-    loop (HTTP, JSON, validation, policy): on 2 cores one inference thread served 131 req/s at concurrency 8
-    against 112 with two (README "Serving", benchmark)."""
-
-    def inference_threads(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 1) - 1)
+    loop (HTTP, JSON, validation, policy): on 2 cores one inference thread served 126 req/s at concurrency 8
+    against 94.5 with two, run back to back (README "Serving", benchmark)."""
 
     shutdown_grace_s: int = Field(30, ge=1)
     """On SIGTERM: stop accepting, finish accepted work for at most this long, then exit."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
+
+    def inference_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) - 1)
 
     @field_validator("pseudonym_secret")
     @classmethod
