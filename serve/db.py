@@ -13,6 +13,8 @@ lock up front, which a read-then-write transaction needs so that it waits (busy 
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,24 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
 
 
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (it stays set in the file; ":memory:" keeps "memory"), retrying within the busy timeout.
+
+    On a fresh file several connections opening together all try the switch; SQLite answers the losers
+    `database is locked` at once, without its busy handler (the switch upgrades a read lock, which could deadlock),
+    so the wait is done here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
 
@@ -85,7 +105,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")  # stays set in the file; "memory" for :memory:
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable across crashes of the process in WAL mode
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
