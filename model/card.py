@@ -108,7 +108,9 @@ def _size_section(metrics: dict, clf) -> list[str]:
     if q:
         lines.append(
             f"int8 dynamic quantisation of the encoder: {'adopted' if q['adopted'] else 'not adopted'} "
-            f"(largest validation drop {q['largest_validation_drop']:.3f}; allowed {q['max_drop']})."
+            f"(validation drop {q['pooled_validation_drop']:.3f} over all languages, allowed {q['max_drop']}; "
+            f"{q['largest_language_drop']:.3f} in one language, allowed {q['max_language_drop']:.2f}; "
+            f"feed-forward outputs kept fp32: {len(q.get('fp32_nodes', []))})."
         )
     if len(lines) == 2:
         lines.append("Full-size fp32 model; no distillation or quantisation.")

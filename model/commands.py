@@ -66,7 +66,8 @@ def train_command(
         q = result.metrics["int8"]
         console.print(
             f"int8: {'adopted' if q['adopted'] else 'not adopted'} "
-            f"(largest validation drop {q['largest_validation_drop']:.3f}, allowed {q['max_drop']})"
+            f"(validation drop {q['pooled_validation_drop']:.3f} pooled, allowed {q['max_drop']}; "
+            f"{q['largest_language_drop']:.3f} in one language, allowed {q['max_language_drop']:.2f})"
         )
     console.print(f"saved {result.path} in {result.seconds:.0f} s (model card: {result.path / 'MODEL_CARD.md'})")
 

@@ -60,7 +60,8 @@ class TrainConfig(BaseModel):
     hard_negative_weight: float = Field(1.0, gt=0.0)
     """Loss weight of texts tagged figurative/news/grief/recovery/negation that are not at risk."""
     int8_max_drop: float | None = 0.01
-    """Serve the e5 encoder in int8 when validation figures drop by at most this much (None: never)."""
+    """Serve the e5 encoder in int8 when pooled validation macro-F1 and at_risk F1 drop by at most this much, and
+    each language's by at most twice this (None: never)."""
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     e5: E5Config = Field(default_factory=E5Config)

@@ -11,12 +11,14 @@ import copy
 import json
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.progress import Progress
 from safetensors.torch import load_file, save_file
+from scipy.special import softmax
 from torch import nn
 
 from model.backends.e5_config import E5Config
@@ -272,26 +274,51 @@ class E5Backend:
         return out
 
     # -- persistence ----------------------------------------------------------------------------------------
-    def quantize(self) -> None:
+    def quantize(self, texts: Sequence[str] = ()) -> None:
         """Serve in int8. Runtime 'onnx': an ONNX Runtime session over the int8 graph (per-channel weights) beside
-        the fp32 module; runtime 'torch': PyTorch's dynamic quantisation, the fp32 module kept for `save`. The
-        saved config says `quantize`, so loading gives the same int8 model."""
+        the fp32 module, with the `int8_fp32_layers` feed-forward outputs whose int8 error moves the
+        probabilities of `texts` most kept fp32; runtime 'torch': PyTorch's dynamic quantisation, the fp32 module
+        kept for `save`. The saved config says `quantize` (and which nodes stayed fp32), so loading gives the same
+        int8 model."""
         if self.config.runtime == "onnx":
             from model.backends import default_threads
-            from model.backends.onnx_runtime import OnnxClassifier, export_onnx, quantize_graph
+            from model.backends.onnx_runtime import OnnxClassifier, export_onnx, most_sensitive, quantize_graph
 
-            self.int8_graph = quantize_graph(export_onnx(self.module, self.config.max_length))
+            graph = export_onnx(self.module, self.config.max_length)
+            keep = most_sensitive(graph, self._deviation(graph, texts), self.config.int8_fp32_layers) if texts else []
+            self.int8_graph = quantize_graph(graph, keep)
             self.runner = OnnxClassifier(self.int8_graph, default_threads(self.config.threads))
+            self.config = self.config.model_copy(update={"int8_fp32_nodes": keep})
         elif self.float_module is None:
             self.float_module = self.module
             self.module = _int8(copy.deepcopy(self.module))
         self.config = self.config.model_copy(update={"quantize": True})
 
+    SENSITIVITY_TEXTS = 512
+    """At most this many texts (an even spread of those given) measure each layer's int8 error."""
+
+    def _deviation(self, graph: bytes, texts: Sequence[str]):
+        """A function from an int8 graph to the mean total-variation distance of its probabilities on `texts`
+        from the fp32 graph's."""
+        from model.backends import default_threads
+        from model.backends.e5_onnx import run_in_chunks
+        from model.backends.onnx_runtime import OnnxClassifier
+
+        texts = list(texts)[:: max(1, len(texts) // self.SENSITIVITY_TEXTS)][: self.SENSITIVITY_TEXTS]
+        ids, pad, size = self._encode(texts), self.tokenizer.pad_token_id, self.config.inference_batch_size
+        threads = default_threads(self.config.threads)
+
+        def probs(g: bytes) -> np.ndarray:
+            return softmax(run_in_chunks(OnnxClassifier(g, threads), ids, pad, size), axis=1)
+
+        reference = probs(graph)
+        return lambda int8: float(np.abs(probs(int8) - reference).sum(axis=1).mean() / 2)
+
     def dequantize(self) -> None:
         if self.float_module is not None:
             self.module, self.float_module = self.float_module, None
         self.runner, self.int8_graph = None, None
-        self.config = self.config.model_copy(update={"quantize": False})
+        self.config = self.config.model_copy(update={"quantize": False, "int8_fp32_nodes": []})
 
     def save(self, directory: Path) -> None:
         module = self.float_module or self.module
@@ -308,7 +335,8 @@ class E5Backend:
 
             graph = cached_graph(directory, module, self.config.max_length)
             if self.config.quantize:  # the int8 graph this model was checked with, else one made now
-                cached(directory / INT8_FILE, lambda: self.int8_graph or quantize_graph(graph))
+                keep = self.config.int8_fp32_nodes
+                cached(directory / INT8_FILE, lambda: self.int8_graph or quantize_graph(graph, keep))
 
     @classmethod
     def load(cls, directory: Path, config: E5Config | None = None) -> E5Backend:

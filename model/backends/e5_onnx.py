@@ -117,7 +117,7 @@ class E5OnnxBackend:
         if path.is_file():
             graph: bytes | Path = path
         else:
-            graph = cached_int8_graph(directory, fp32) if config.quantize else fp32()
+            graph = cached_int8_graph(directory, fp32, config.int8_fp32_nodes) if config.quantize else fp32()
         return cls(config, directory, OnnxClassifier(graph, default_threads(config.threads)))
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:

@@ -219,3 +219,48 @@ def test_inference_threads_reach_the_onnx_session(onnx_artifact, tiny_corpus, mo
     assert (threads(default), threads(one)) == (2, 1)
     texts = tiny_corpus[1][0][:6]
     assert np.allclose(one.predict_proba(texts), default.predict_proba(texts), atol=1e-6)
+
+
+def test_int8_keeps_the_most_sensitive_feed_forward_outputs_fp32(onnx_artifact, tiny_corpus, tmp_path):
+    """Given texts, `quantize` measures each feed-forward output projection's int8 error on them and keeps the
+    worst `int8_fp32_layers` in fp32; the saved config names them and a reload without the int8 file rebuilds
+    the same mixed graph."""
+    import onnx
+
+    from model.backends.onnx_runtime import INT8_FILE, export_onnx, feed_forward_outputs, most_sensitive
+
+    clf, _ = onnx_artifact
+    backend = clf.backend
+    texts = [*tiny_corpus[1][0][:12], "🙂"]
+    graph = export_onnx(backend.module, backend.config.max_length)
+    candidates = feed_forward_outputs(graph)
+    assert [c.split("/")[3] for c in candidates] == ["layer.0", "layer.1", "layer.2"]
+    deviation = backend._deviation(graph, texts)
+    errors = {name: deviation(quantize_keep(graph, name)) for name in candidates}
+    assert deviation(graph) == 0.0 and all(e > 0 for e in errors.values())
+    assert most_sensitive(graph, deviation, 1) == [min(errors, key=errors.get)]
+    assert most_sensitive(graph, deviation, 0) == []
+
+    backend.config = backend.config.model_copy(update={"int8_fp32_layers": 1})
+    backend.quantize(texts)
+    try:
+        kept = backend.config.int8_fp32_nodes
+        assert kept == [min(errors, key=errors.get)]
+        nodes = onnx.load_model_from_string(backend.int8_graph).graph.node
+        assert [n.name for n in nodes if n.op_type == "MatMul" and "dense" in n.name] == kept
+        int8 = clf.predict_proba(texts)
+        path = clf.save(tmp_path / "mixed")
+    finally:
+        backend.dequantize()
+        backend.config = backend.config.model_copy(update={"int8_fp32_layers": 2})
+    assert backend.config.int8_fp32_nodes == []
+    (path / "backend" / INT8_FILE).unlink()
+    loaded = RiskClassifier.load(path)
+    assert loaded.backend.config.int8_fp32_nodes == kept
+    assert np.allclose(loaded.predict_proba(texts), int8, atol=1e-5)
+
+
+def quantize_keep(graph: bytes, name: str) -> bytes:
+    from model.backends.onnx_runtime import quantize_graph
+
+    return quantize_graph(graph, [name])
