@@ -22,6 +22,9 @@ DEVANAGARI_WORD = re.compile(r"[\u0900-\u097f]+")
 LOANWORD_VOWELS = str.maketrans({"\u0911": "\u0913", "\u0949": "\u094b", "\u090d": "\u090f", "\u0945": "\u0947"})
 """Candra o/e (डॉक्टर, ऑफिस) -> plain o/e, which ITRANS knows."""
 
+STRAY_NUKTA = re.compile(f"(?<![कखगजडढफय]){NUKTA}")
+"""A nukta on a letter ITRANS has no dotted form for (ल़ in dialect spellings): read as the plain letter."""
+
 # ITRANS letters -> casual romanisation, longest first.
 CASUAL = [
     ("RRi", "ri"), ("RRI", "ri"), ("LLi", "li"), ("~N", "n"), ("~n", "n"), (".N", "n"), (".n", "n"),
@@ -68,7 +71,7 @@ def delete_schwas(word: str) -> str:
 
 @lru_cache(maxsize=50_000)
 def _word_to_latin(word: str) -> str:
-    word = word.translate(LOANWORD_VOWELS)
+    word = STRAY_NUKTA.sub("", word.translate(LOANWORD_VOWELS))
     itrans = sanscript.transliterate(delete_schwas(word), sanscript.DEVANAGARI, sanscript.ITRANS)
     casual = CASUAL_PATTERN.sub(lambda m: CASUAL_MAP[m.group(0)], itrans)
     return casual.lower().replace("^", "")
