@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,22 +196,42 @@ def is_current(data_dir: Path) -> bool:
 
 
 def build_and_save(settings: DataSettings | None = None, progress: Progress | None = None) -> BuildResult:
-    """Build and write `data_dir`: the DatasetDict, build_report.json and rejects.jsonl."""
+    """Build and write `data_dir`: the DatasetDict, build_report.json and rejects.jsonl.
+
+    Written to a new folder that then takes the old one's place: datasets memory-maps its files, so a training
+    run that loaded the old splits would otherwise read the new files' bytes under the old row layout."""
     settings = settings or DataSettings()
     result = build(settings, progress)
     out = Path(settings.data_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.dataset.save_to_disk(str(out))
-    report = {
-        **result.to_dict(),
-        "inputs_fingerprint": inputs_fingerprint(settings),
-        "settings": settings.model_dump(mode="json"),
-    }
-    (out / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    with (out / "rejects.jsonl").open("w", encoding="utf-8") as fh:
-        for bad in result.bad_rows:
-            fh.write(json.dumps({"file": bad.file, "line": bad.line, "reason": bad.reason}, ensure_ascii=False) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        result.dataset.save_to_disk(str(staging))
+        report = {
+            **result.to_dict(),
+            "inputs_fingerprint": inputs_fingerprint(settings),
+            "settings": settings.model_dump(mode="json"),
+        }
+        (staging / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        with (staging / "rejects.jsonl").open("w", encoding="utf-8") as fh:
+            for bad in result.bad_rows:
+                line = {"file": bad.file, "line": bad.line, "reason": bad.reason}
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        _replace_dir(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put `new` at `target`; the old folder is renamed away first and deleted (open files of it stay readable)."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = [

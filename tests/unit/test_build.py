@@ -168,3 +168,19 @@ def test_a_build_knows_when_its_inputs_change(settings, mini_seed):
         fh.write(json.dumps(late) + "\n")
     assert inputs_fingerprint(settings) != before
     assert not is_current(out)
+
+
+def test_a_rebuild_leaves_splits_that_are_already_loaded_intact(settings, mini_seed):
+    """A training run memory-maps the splits it loaded; a rebuild in the same folder (new seed rows) must not
+    change what that run reads, and leaves no staging folders behind."""
+    build_and_save(settings)
+    loaded = load_from_disk(str(settings.data_dir))
+    before = {s: loaded[s].to_list() for s in SPLITS}
+    rows = [json.loads(line) for line in (mini_seed / "mini.jsonl").read_text().splitlines()]
+    extra = [{**r, "id": r["id"] + "-new", "text": r["text"][::-1]} for r in rows[:40]]
+    (mini_seed / "more.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
+    build_and_save(settings)
+    assert {s: loaded[s].to_list() for s in SPLITS} == before
+    rebuilt = load_from_disk(str(settings.data_dir))
+    assert sum(len(rebuilt[s]) for s in SPLITS) > sum(len(before[s]) for s in SPLITS)
+    assert sorted(p.name for p in settings.data_dir.parent.iterdir() if p.name.startswith(".")) == []
