@@ -22,6 +22,7 @@ from scipy.special import softmax
 from torch import nn
 
 from model.backends.e5_config import E5Config
+from model.backends.windows import merge_windows, text_windows
 from model.labels import N_LABELS
 from model.losses import class_weights_for, distillation_loss, partial_label_loss
 
@@ -97,6 +98,14 @@ class E5Backend:
     def _encode(self, texts: list[str]) -> list[list[int]]:
         prefixed = [self.config.prefix + t for t in texts]
         return self.tokenizer(prefixed, truncation=True, max_length=self.config.max_length)["input_ids"]
+
+    def _windows(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Model inputs: one id list per window of each text (model/backends/windows.py), and each one's text."""
+        if self.config.max_windows <= 1:
+            return self._encode(texts), np.arange(len(texts))
+        prefixed = [self.config.prefix + t for t in texts] + [self.config.prefix]
+        encoded = self.tokenizer(prefixed, verbose=False)["input_ids"]
+        return text_windows(encoded[:-1], encoded[-1], self.config)
 
     def _collate(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
@@ -257,11 +266,12 @@ class E5Backend:
             raise RuntimeError("the e5 model is not fitted or loaded")
         if not texts:
             return np.zeros((0, N_LABELS))
-        ids = self._encode(list(texts))
+        ids, owner = self._windows(list(texts))
         if self.runner is not None:  # the int8 graph, run exactly as model/backends/e5_onnx.py serves it
             from model.backends.e5_onnx import run_in_chunks
 
-            return run_in_chunks(self.runner, ids, self.tokenizer.pad_token_id, self.config.inference_batch_size)
+            out = run_in_chunks(self.runner, ids, self.tokenizer.pad_token_id, self.config.inference_batch_size)
+            return merge_windows(out, owner, len(texts))
         self.module.eval()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), N_LABELS), dtype=np.float32)
@@ -271,7 +281,7 @@ class E5Backend:
                 chunk = order[start : start + size]
                 input_ids, attention = self._collate([ids[i] for i in chunk])
                 out[chunk] = self.module(input_ids, attention).float().numpy()
-        return out
+        return merge_windows(out, owner, len(texts))
 
     # -- persistence ----------------------------------------------------------------------------------------
     def quantize(self, texts: Sequence[str] = ()) -> None:

@@ -18,6 +18,11 @@ class E5Config(BaseModel):
     num_layers: int = 12
     """Keep the lower N transformer layers (a smaller, faster student when < 12)."""
     max_length: int = 128
+    max_windows: int = Field(1, ge=1)
+    """A text longer than max_length is read as up to this many overlapping windows and scored by its riskiest
+    (model/backends/windows.py); 1: cut to its first max_length tokens, as artifacts made before windows were."""
+    window_overlap: int = Field(32, ge=0)
+    """Tokens each window shares with the one before it, so a sentence cut by a window's edge is read whole."""
     batch_size: int = 32
     inference_batch_size: int = 16
     """Most texts per forward pass on ONNX Runtime (sorted by length, cut where padding would pass 20%; see

@@ -24,6 +24,7 @@ from model.backends.onnx_runtime import (
     cached_int8_graph,
     export_onnx,
 )
+from model.backends.windows import merge_windows, text_windows
 from model.labels import N_LABELS
 
 
@@ -93,6 +94,10 @@ class E5OnnxBackend:
         self.session = session
         self.tokenizer = Tokenizer.from_file(str(directory / "encoder" / "tokenizer.json"))
         self.tokenizer.no_padding()
+        self.whole = Tokenizer.from_str(self.tokenizer.to_str())
+        self.whole.no_truncation()
+        """Encodes texts whole, for windows (a second tokenizer: switching one's truncation races under threads)."""
+        self.prefix_ids = self.whole.encode(config.prefix).ids
         self.tokenizer.enable_truncation(config.max_length)
         raw = json.loads((directory / "encoder" / "config.json").read_text())
         self.encoder_config = SimpleNamespace(**raw)
@@ -124,10 +129,19 @@ class E5OnnxBackend:
         """Token ids with the e5 prefix, truncated to max_length (the same ids as the transformers tokenizer)."""
         return [e.ids for e in self.tokenizer.encode_batch([self.config.prefix + t for t in texts])]
 
+    def _windows(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Model inputs: one id list per window of each text (model/backends/windows.py), and each one's text."""
+        if self.config.max_windows <= 1:
+            return self.token_ids(texts), np.arange(len(texts))
+        encoded = [e.ids for e in self.whole.encode_batch([self.config.prefix + t for t in texts])]
+        return text_windows(encoded, self.prefix_ids, self.config)
+
     def logits(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, N_LABELS))
-        return run_in_chunks(self.session, self.token_ids(list(texts)), self.pad_id, self.config.inference_batch_size)
+        ids, owner = self._windows(list(texts))
+        out = run_in_chunks(self.session, ids, self.pad_id, self.config.inference_batch_size)
+        return merge_windows(out, owner, len(texts))
 
     def distill_logits(self, texts: list[str]) -> np.ndarray:
         return self.logits(texts)

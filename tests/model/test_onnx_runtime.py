@@ -264,3 +264,35 @@ def quantize_keep(graph: bytes, name: str) -> bytes:
     from model.backends.onnx_runtime import quantize_graph
 
     return quantize_graph(graph, [name])
+
+
+def test_long_texts_are_read_in_windows_alike_on_both_engines(onnx_artifact, tiny_corpus, monkeypatch):
+    """With max_windows > 1 a text past max_length is scored by its riskiest window on PyTorch and ONNX Runtime
+    alike; texts that fit score as before, and max_windows 1 (older artifacts) truncates as before."""
+    from scipy.special import softmax
+
+    from model.backends.windows import RISK_LABELS
+
+    _, path = onnx_artifact
+    short = tiny_corpus[1][0][:6]
+    long = [" ".join(tiny_corpus[0][0][i : i + 12]) for i in (0, 40, 80)] + ["न" * 100_000]
+    monkeypatch.setenv("SAHAY_E5_RUNTIME", "torch")
+    eager = RiskClassifier.load(path).backend
+    monkeypatch.delenv("SAHAY_E5_RUNTIME")
+    onnx = RiskClassifier.load(path).backend
+    truncated = onnx.logits(short + long)
+    for engine in (eager, onnx):
+        engine.config = engine.config.model_copy(update={"max_windows": 4})
+    ids, owner = onnx._windows(short + long)
+    counts = np.bincount(owner)
+    assert (counts[: len(short)] == 1).all() and (counts[len(short) :] >= 2).all() and counts[-1] == 4
+    assert max(len(x) for x in ids) == onnx.config.max_length
+    windowed = onnx.logits(short + long)
+    assert np.allclose(windowed, eager.logits(short + long), atol=1e-4)
+    assert np.allclose(windowed[: len(short)], truncated[: len(short)], atol=1e-5)
+    each = np.vstack([onnx.logits([t]) for t in long])
+    assert np.allclose(windowed[len(short) :], each, atol=1e-4)
+    # the text's risk is its riskiest window's, never less than its first window's (the truncated reading)
+    risk = softmax(windowed, axis=1)[:, RISK_LABELS].sum(1)
+    first = softmax(truncated, axis=1)[:, RISK_LABELS].sum(1)
+    assert (risk[len(short) :] >= first[len(short) :] - 1e-4).all()
