@@ -47,7 +47,11 @@ FAILURE_MODES = """\
   lower; re-measure on the platform's own moderator-labelled data before choosing thresholds.
 - Dialect-heavy Hindi (Rajasthani, Bhojpuri, Haryanvi), other Indian languages and Urdu script are weakly
   covered or not at all.
-- Long texts are truncated to the model's window; risk stated only at the end of a long post can be missed.
+- A text longer than the model's window (`max_length` tokens) is read as overlapping windows and scored by its
+  riskiest; past `max_windows` windows the middle of the text is skipped (the first windows and the last are
+  read). The n-gram member reads every text whole. Explanations of texts over 96 words remove runs of words
+  first, then the words of the runs that mattered most, so they can miss a word that counts only together with
+  words of other runs.
 """
 
 
