@@ -68,4 +68,4 @@ def test_data_describe_counts_without_printing_text(tmp_path):
     assert "hi-Latn" in result.output and "chat" in result.output and "slang" in result.output
     assert text not in result.output
     seed = runner.invoke(app, ["data", "describe"])
-    assert seed.exit_code == 0 and "1750" in seed.output  # Hindi rows in data/seed (parts a to f)
+    assert seed.exit_code == 0 and "1870" in seed.output  # Hindi rows in data/seed (parts a to g)
