@@ -170,14 +170,13 @@ def bench_model(
     e5 = e5_member(clf.backend)
     if e5 is not None:
         encoder_config = e5.encoder_config
-        ids = e5.token_ids([RiskClassifier._prepare(t) for t in texts])
-        lengths = [len(x) for x in ids]
+        lengths = [len(x) for x in encoder_inputs(clf, e5, texts)]
         result |= {
             "engine": "onnxruntime" if hasattr(e5, "session") else "pytorch",
             "layers": encoder_config.num_hidden_layers,
             "int8": e5.config.quantize,
-            "tokens_per_text": float(np.mean(lengths)),
-            "gflop_per_text": float(np.mean([encoder_flops_per_text(encoder_config, n) for n in lengths])) / 1e9,
+            "tokens_per_text": sum(lengths) / len(texts),
+            "gflop_per_text": sum(encoder_flops_per_text(encoder_config, n) for n in lengths) / len(texts) / 1e9,
         }
     batches = [_measure(lambda b: clf.predict(b, explain=explain), texts, size, seconds) for size in batch_sizes]
     for b in batches:
@@ -187,6 +186,20 @@ def bench_model(
         "achieved_gflops": batches[-1]["achieved_gflops"] if batches else None,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def encoder_inputs(clf, e5, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of every pass the encoder makes for `texts`: each text's windows (a long text is read as
+    several) and, for a model that reads unsure Devanagari texts twice, the windows of their romanised copies."""
+    from model.classifier import RiskClassifier
+    from model.script_views import romanised, unsure_rows
+
+    read = [RiskClassifier._prepare(t) for t in texts]
+    if clf.romanised_weight:
+        rows = unsure_rows(texts, clf._probs(texts))
+        read += [RiskClassifier._prepare(t) for t in romanised([texts[i] for i in rows])]
+    windows = getattr(e5, "_windows", None)
+    return windows(read)[0] if windows else e5.token_ids(read)
 
 
 def bench_peer(

@@ -55,6 +55,16 @@ FAILURE_MODES = """\
 """
 
 
+def _romanised_line(metrics: dict) -> str:
+    w = metrics.get("romanised_weight", 0.0)
+    if not w:
+        return "Devanagari texts are read as written only. "
+    return (
+        f"Devanagari texts are also read romanised, that reading weighted {w:g} (chosen on validation macro-F1; "
+        "model/script_views.py). "
+    )
+
+
 def _metrics_table(block: dict) -> list[str]:
     lines = ["| | " + " | ".join(LANGS) + " |", "|---|" + "---|" * len(LANGS)]
 
@@ -158,7 +168,8 @@ def write_model_card(path: Path, clf, metrics: dict, provenance: dict) -> Path:
         "",
         "## Calibration and operating points",
         "",
-        f"Temperature {metrics['temperature']:.3f}, fitted on validation. Operating points (chosen on validation):",
+        f"Temperature {metrics['temperature']:.3f}, fitted on validation. {_romanised_line(metrics)}"
+        "Operating points (chosen on validation):",
         "",
         "| name | threshold | precision | recall | F1 |",
         "|---|---|---|---|---|",

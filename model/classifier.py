@@ -4,7 +4,8 @@
     clf.predict(["ab jeene ka mann nahi karta"])[0].at_risk
 
 It wraps a backend (the TF-IDF baseline or the e5 encoder) with what every backend shares: model-input
-normalisation, temperature calibration, operating points, language tags, explanations and a version.
+normalisation, temperature calibration, a second (romanised) reading of unsure Devanagari texts, operating
+points, language tags, explanations and a version.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from model.explain import occlusion_spans
 from model.labels import SIGNAL_MASKS, label_masks
 from model.operating_points import OperatingPoint, choose_operating_points
 from model.prediction import Prediction
+from model.script_views import choose_weight, devanagari_rows, mix, read_both, romanised, unsure_rows
 
 MANIFEST = "classifier.json"
 FORMAT_VERSION = 1
@@ -47,11 +49,17 @@ class RiskClassifier:
         temperature: float = 1.0,
         operating_points: dict[str, OperatingPoint] | None = None,
         version: str = "",
+        romanised_weight: float = 0.0,
+        read_romanised: bool = False,
     ):
         self.backend = backend
         self.temperature = temperature
         self.operating_points = operating_points or {}
         self.version = version
+        self.romanised_weight = romanised_weight
+        """Weight of a Devanagari text's romanised reading in its probabilities (model/script_views.py)."""
+        self.read_romanised = read_romanised
+        """Whether `calibrate` chooses that weight on validation (else it keeps the one it has)."""
         self.fit_log: dict = {}
         """What the backend reported while fitting (epochs, losses, weight search); empty after `load`."""
 
@@ -99,9 +107,18 @@ class RiskClassifier:
     def calibrate(self, texts: Sequence[str], y: Sequence[str | Sequence[str]]) -> RiskClassifier:
         """Fit the temperature and choose the operating points on held-out texts (validation, never training)."""
         masks = label_masks(_as_label_sets(y))
+        texts = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
         logits = self.backend.logits([self._prepare(t) for t in texts])
         self.temperature = fit_temperature(logits, masks)
-        self.operating_points = choose_operating_points(calibrated_probs(logits, self.temperature), masks)
+        probs = calibrated_probs(logits, self.temperature)
+        rows = unsure_rows(texts, probs)
+        if rows and (self.read_romanised or self.romanised_weight):
+            other = self._probs(romanised([texts[i] for i in rows]))
+            if self.read_romanised:
+                self.romanised_weight, search = choose_weight(probs, masks, rows, other)
+                self.fit_log["romanised_weight_search"] = search
+            probs = mix(probs, rows, other, self.romanised_weight)
+        self.operating_points = choose_operating_points(probs, masks)
         return self
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -113,6 +130,10 @@ class RiskClassifier:
         """(n, 5) calibrated probabilities in `data.taxonomy.LABELS` order."""
         if not texts:
             return np.zeros((0, len(LABELS)))
+        return read_both([t[:MAX_CHARS] for t in texts], self.romanised_weight, self._probs)
+
+    def _probs(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities of each text as written (one reading)."""
         return calibrated_probs(self.backend.logits([self._prepare(t) for t in texts]), self.temperature)
 
     def threshold(self, name: str, default: float = 0.5) -> float:
@@ -139,6 +160,9 @@ class RiskClassifier:
             if chosen:
                 sub = [texts[i][:MAX_CHARS] for i in chosen]
                 base = np.array([signals[top[i]][i] for i in chosen])
+                rows = devanagari_rows(sub) if self.romanised_weight else []
+                if rows:  # occlusion reads each variant once, as written, so its base must be read the same way
+                    base[rows] = self._signal_of_variants([sub[j] for j in rows], [top[chosen[j]] for j in rows])
                 explained = occlusion_spans(sub, [top[i] for i in chosen], base, self._signal_of_variants)
                 for i, s in zip(chosen, explained, strict=True):
                     spans[i] = s
@@ -158,7 +182,9 @@ class RiskClassifier:
         ]
 
     def _signal_of_variants(self, variants: list[str], signals: list[str]) -> np.ndarray:
-        probs = self.predict_proba(variants)
+        """Each variant's signal from one reading, as written: a second, romanised reading of every variant would
+        double the cost of explaining a Devanagari text (one variant per word or run of words)."""
+        probs = self._probs(variants)
         masks = np.stack([SIGNAL_MASKS[s] for s in signals])
         return (probs * masks).sum(axis=1)
 
@@ -174,6 +200,7 @@ class RiskClassifier:
             "kind": self.backend.kind,
             "labels": list(LABELS),
             "temperature": self.temperature,
+            "romanised_weight": self.romanised_weight,
             "operating_points": {k: v.to_dict() for k, v in self.operating_points.items()},
             "backend_config": self.backend.config_dict(),
         }
@@ -200,4 +227,4 @@ class RiskClassifier:
             raise ValueError(f"{path}: artifact labels {manifest.get('labels')} differ from this version's {LABELS}")
         backend = load_backend(manifest["kind"], path / "backend", threads)
         points = {k: OperatingPoint(**v) for k, v in manifest.get("operating_points", {}).items()}
-        return cls(backend, manifest["temperature"], points, manifest["version"])
+        return cls(backend, manifest["temperature"], points, manifest["version"], manifest.get("romanised_weight", 0.0))

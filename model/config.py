@@ -20,6 +20,9 @@ class AugmentConfig(BaseModel):
 
     transliterate: bool = False
     """Add a romanised copy (data/transliterate.py) of every Devanagari training text, tagged hi-Latn."""
+    read_romanised: bool = False
+    """Read a Devanagari text also romanised at inference and average the two readings, with a weight chosen
+    on validation (model/script_views.py; 0 when that does not help)."""
 
 
 class DistillConfig(BaseModel):

