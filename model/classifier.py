@@ -130,7 +130,8 @@ class RiskClassifier:
         """(n, 5) calibrated probabilities in `data.taxonomy.LABELS` order."""
         if not texts:
             return np.zeros((0, len(LABELS)))
-        return read_both([t[:MAX_CHARS] for t in texts], self.romanised_weight, self._probs)
+        texts = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
+        return read_both(texts, self.romanised_weight, self._probs)
 
     def _probs(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities of each text as written (one reading)."""

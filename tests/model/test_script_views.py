@@ -147,3 +147,10 @@ def test_explanations_read_each_variant_once_and_slice_the_text(reads_romanised)
     # both readings of the text, its as-written base, then one variant per word (not two)
     assert len(read) == 2 + 1 + len(text.split())
     assert all(text[s.start : s.end] == s.text for s in p.spans)
+
+
+def test_predict_proba_takes_what_it_took_before(reads_romanised):
+    clf, _ = reads_romanised
+    probs = clf.predict_proba([None, "", "घर " * 30_000])  # not a string, empty, very long Devanagari
+    assert probs.shape == (3, len(LABELS)) and np.allclose(probs.sum(axis=1), 1.0)
+    assert np.allclose(probs[0], probs[1])
