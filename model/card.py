@@ -60,8 +60,8 @@ def _romanised_line(metrics: dict) -> str:
     if not w:
         return "Devanagari texts are read as written only. "
     return (
-        f"Devanagari texts are also read romanised, that reading weighted {w:g} (chosen on validation macro-F1; "
-        "model/script_views.py). "
+        f"Devanagari texts whose first reading is unsure are also read romanised, that reading weighted {w:g} "
+        "(chosen on validation macro-F1; model/script_views.py). "
     )
 
 
