@@ -151,6 +151,13 @@ def write_model_card(path: Path, clf, metrics: dict, provenance: dict) -> Path:
         info = sources.get(base, {"origin": "platform export", "licence": "the platform's own"})
         origin = f"romanised copies of `{base}` (data/transliterate.py)" if derived == "translit" else info["origin"]
         lines.append(f"| {name} | {n} | {origin} | {info['licence']} |")
+    share = provenance.get("config", {}).get("augment", {}).get("obfuscate", 0.0)
+    if share:
+        lines += [
+            "",
+            f"{share:.0%} of the Latin-script training texts were respelt in leetspeak or with typos "
+            "(eval/perturb.py) so the model reads the spellings people use to slip past filters.",
+        ]
     lines += [
         "",
         f"Validation ({provenance.get('validation_rows')} rows) and test ({provenance.get('test_rows')} rows) are "

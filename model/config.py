@@ -23,6 +23,9 @@ class AugmentConfig(BaseModel):
     read_romanised: bool = False
     """Read a Devanagari text also romanised at inference and average the two readings, with a weight chosen
     on validation (model/script_views.py; 0 when that does not help)."""
+    obfuscate: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of the Latin-script training texts respelt in leetspeak or with typos (the copies the model learns
+    from; validation and test texts stay as written)."""
 
 
 class DistillConfig(BaseModel):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import platform
+import random
 import subprocess
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from data.normalize import normalize
 from data.settings import PUBLIC_SOURCES
 from data.taxonomy import LABELS
 from data.transliterate import has_devanagari, to_latin
+from eval.perturb import leetspeak, typos
 from model.backends import e5_member
 from model.card import write_model_card
 from model.classifier import RiskClassifier
@@ -120,9 +122,26 @@ def split_public_holdout(train: Dataset, fraction: float, max_rows: int = 1000) 
     return train.select(np.flatnonzero(~held)), train.select(held_idx)
 
 
+def with_obfuscations(rows: Dataset, share: float, seed: int) -> Dataset:
+    """Respell a seeded `share` of the Latin-script texts in leetspeak or with typos (eval/perturb.py), in place:
+    people respell risk words to slip past filters, and the normaliser undoes only the spellings it knows."""
+    if share <= 0:
+        return rows
+    rng = random.Random(seed)
+    texts = list(rows["text"])
+    for i, lang in enumerate(rows["lang"]):
+        if lang in ("en", "hi-Latn") and rng.random() < share:
+            texts[i] = rng.choice((leetspeak, typos))(texts[i], rng)
+    out = rows.remove_columns("text").add_column("text", texts)
+    if "text_norm" in out.column_names:
+        out = out.remove_columns("text_norm").add_column("text_norm", [normalize(t) for t in texts])
+    return out.select_columns(rows.column_names).cast(rows.features)
+
+
 def training_rows(train: Dataset, config: TrainConfig) -> Dataset:
     rows = select_training_rows(train, config.max_public_rows, config.seed)
-    return with_transliterations(rows) if config.augment.transliterate else rows
+    rows = with_transliterations(rows) if config.augment.transliterate else rows
+    return with_obfuscations(rows, config.augment.obfuscate, config.seed)
 
 
 def public_holdout_metrics(clf: RiskClassifier, holdout: Dataset) -> dict | None:

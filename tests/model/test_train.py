@@ -120,7 +120,7 @@ def test_distillation_saves_teacher_and_student_side_by_side(tmp_path, data_dir)
     config, out = _config(tmp_path, data_dir, "ensemble", num_layers=2)
     raw = yaml.safe_load(config.read_text())
     raw.update(distill={"enabled": True, "student_layers": 1, "max_gap": 1.0}, int8_max_drop=1.0)
-    raw["augment"] = {"transliterate": True}
+    raw["augment"] = {"transliterate": True, "obfuscate": 0.3}
     config.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -144,5 +144,6 @@ def test_distillation_saves_teacher_and_student_side_by_side(tmp_path, data_dir)
     card = (out / "MODEL_CARD.md").read_text()
     assert "a 2-layer teacher taught a 1-layer student" in card and "The default is the **student**" in card
     assert "quantisation of the encoder: adopted" in card and "romanised copies of `seed`" in card
+    assert "30% of the Latin-script training texts were respelt" in card
     again = runner.invoke(app, ["train", "--config", str(config), "--if-missing"])
     assert again.exit_code == 0 and "nothing to train" in again.output

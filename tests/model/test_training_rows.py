@@ -105,3 +105,32 @@ def test_student_takes_its_own_epochs_and_patience_and_the_teacher_keeps_the_e5_
     assert (default.e5.epochs, default.e5.patience) == teacher, "the teacher's settings must not change"
     unset = TrainConfig.model_validate({"e5": {"epochs": 3, "patience": 2}, "distill": {"enabled": True}})
     assert (student_config(unset).e5.epochs, student_config(unset).e5.patience) == (3, 2)
+
+
+def test_obfuscation_respells_a_seeded_share_of_latin_rows_only():
+    from model.train import with_obfuscations
+
+    n = 200
+    rows = Dataset.from_dict(
+        {
+            "id": [str(i) for i in range(n)],
+            "text": ["feeling so tired of everything lately" if i % 2 else "सब ठीक है आज" for i in range(n)],
+            "lang": ["en" if i % 2 else "hi" for i in range(n)],
+            "label_set": [["none"]] * n,
+        }
+    )
+    out = with_obfuscations(rows, 0.3, seed=5)
+    changed = [i for i in range(n) if out["text"][i] != rows["text"][i]]
+    assert all(rows["lang"][i] == "en" for i in changed), "Devanagari rows are never respelt"
+    assert 15 <= len(changed) <= 45  # about 30% of the 100 English rows
+    assert out["id"] == rows["id"] and out["label_set"] == rows["label_set"] and out.features == rows.features
+    assert with_obfuscations(rows, 0.3, seed=5)["text"] == out["text"], "seeded"
+    assert with_obfuscations(rows, 0.0, seed=5)["text"] == rows["text"]
+
+
+def test_obfuscation_is_off_unless_configured():
+    on = TrainConfig.model_validate({"max_public_rows": None, "augment": {"obfuscate": 1.0}})
+    assert training_rows(_rows(), TrainConfig(max_public_rows=None))["text"] == _rows()["text"]
+    respelt = training_rows(_rows(), on)["text"]
+    assert respelt[0] == _rows()["text"][0] and respelt[3] == _rows()["text"][3]  # Devanagari stays
+    assert respelt[1:3] != _rows()["text"][1:3]
